@@ -1,0 +1,29 @@
+# The two commands of the README are `make demo` and `make test`; both set up what they need.
+VENV := .venv/bin
+DATA ?= data
+
+.PHONY: setup demo test lint typecheck pytest benchmarks clean
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	$(VENV)/fractal-aggregator demo --data-dir $(DATA)
+
+test: setup lint typecheck pytest
+
+lint:
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+
+typecheck:
+	$(VENV)/mypy -p fractal -p aggregator_cloud
+
+pytest:
+	$(VENV)/pytest -q
+
+benchmarks: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(VENV)/python $$b || exit 1; done
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

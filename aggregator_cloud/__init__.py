@@ -1,0 +1,1 @@
+"""The Fractal Node aggregator: handlers, planner, local runtime and the AWS SAM stack."""
