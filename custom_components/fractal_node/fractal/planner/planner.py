@@ -1,0 +1,254 @@
+"""Plan each home of a scenario: data in, trajectories, cost and an honest status out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .model import (
+    SLACK_TOLERANCE_KWH,
+    Configuration,
+    HomeData,
+    ModelCache,
+    Solution,
+    Vector,
+)
+from .scenario import Battery, Ev, Home, Objective, Scenario
+
+_NO_BATTERY = Battery(capacity_kwh=0, soc_kwh=0, charge_kw=0, discharge_kw=0)
+
+
+@dataclass(frozen=True)
+class PlanStatus:
+    """``optimal``, ``feasible`` (a plan, not proven optimal) or ``relaxed`` (soft limits used)."""
+
+    kind: str
+    reasons: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {'; '.join(self.reasons)}" if self.reasons else self.kind
+
+
+@dataclass(frozen=True)
+class HomePlan:
+    """A home's planned flows per slot (kW averages, kWh at slot ends) and its cost."""
+
+    home_id: str
+    status: PlanStatus
+    cost_p: float
+    import_kw: Vector
+    export_kw: Vector
+    charge_kw: Vector
+    discharge_kw: Vector
+    soc_kwh: Vector
+    pv_used_kw: Vector
+    ev_kw: Vector
+    shed_kw: Vector
+    solve_seconds: float
+    iterations: int
+
+    @property
+    def battery_kw(self) -> Vector:
+        """Net battery power, > 0 charging."""
+        return self.charge_kw - self.discharge_kw
+
+    @property
+    def grid_kw(self) -> Vector:
+        """Net grid power, > 0 importing."""
+        return self.import_kw - self.export_kw
+
+    def trajectories(self, pv_forecast_kw: Vector) -> dict[str, list[float]]:
+        named = {
+            "grid_kw": self.grid_kw,
+            "battery_kw": self.battery_kw,
+            "soc_kwh": self.soc_kwh,
+            "pv_used_kw": self.pv_used_kw,
+            "pv_curtailed_kw": pv_forecast_kw - self.pv_used_kw,
+            "ev_kw": self.ev_kw,
+        }
+        if self.shed_kw.any():
+            named["load_shed_kw"] = self.shed_kw
+        return {name: [round(float(v), 6) for v in values] for name, values in named.items()}
+
+
+def plan_cost_p(home: Home, step_hours: float, plan: HomePlan) -> float:
+    """Sum over slots of import x price - export x export price, plus the cycle cost."""
+    battery = home.battery or _NO_BATTERY
+    money = np.dot(plan.import_kw, home.import_p_per_kwh) - np.dot(
+        plan.export_kw, home.export_p_per_kwh
+    )
+    wear = battery.cycle_cost_p_per_kwh * float(plan.discharge_kw.sum())
+    return float((money + wear) * step_hours)
+
+
+class Planner:
+    """Plans homes, keeping one warm HiGHS model per device configuration."""
+
+    def __init__(self, time_limit_s: float = 5.0) -> None:
+        self.cache = ModelCache(time_limit_s)
+
+    def plan_scenario(self, scenario: Scenario) -> list[HomePlan]:
+        return [self.plan_home(scenario, home) for home in scenario.homes]
+
+    def plan_home(self, scenario: Scenario, home: Home) -> HomePlan:
+        config = configuration(scenario, home)
+        data = home_data(scenario, home)
+        solution = self.cache.model(config).solve(data)
+        if not solution.solved:
+            return _fallback(scenario, home, data, solution)
+        return _to_plan(scenario, home, solution, _status(scenario, home, solution))
+
+
+def configuration(scenario: Scenario, home: Home) -> Configuration:
+    battery, ev = home.battery or _NO_BATTERY, home.ev
+    return Configuration(
+        slots=scenario.slots,
+        step_hours=scenario.step_hours,
+        charge_efficiency=battery.charge_efficiency,
+        discharge_efficiency=battery.discharge_efficiency,
+        charge_kw=battery.charge_kw,
+        discharge_kw=battery.discharge_kw,
+        has_ev=ev is not None,
+        ev_efficiency=ev.efficiency if ev else 1.0,
+    )
+
+
+def home_data(scenario: Scenario, home: Home) -> HomeData:
+    battery = home.battery or _NO_BATTERY
+    import_cost, export_value = objective_weights(scenario.objective, home)
+    return HomeData(
+        pv_kw=np.asarray(home.pv_kw, dtype=np.float64),
+        load_kw=np.asarray(home.load_kw, dtype=np.float64),
+        import_cost=import_cost,
+        export_value=export_value,
+        import_max_kw=home.grid.import_max_kw,
+        export_max_kw=home.grid.export_max_kw,
+        capacity_kwh=battery.capacity_kwh,
+        soc_kwh=battery.soc_kwh,
+        soc_min_kwh=battery.soc_min_kwh,
+        soc_max_kwh=battery.soc_max,
+        terminal_soc_min_kwh=battery.terminal_soc_min_kwh,
+        cycle_cost_p_per_kwh=battery.cycle_cost_p_per_kwh,
+        ev_max_kw=ev_window_kw(scenario, home.ev),
+        ev_energy_kwh=home.ev.energy_kwh if home.ev else 0.0,
+    )
+
+
+def objective_weights(objective: Objective, home: Home) -> tuple[Vector, Vector]:
+    """Per-kWh weights of import and export: pence, plus carbon where asked.
+
+    Exported energy is credited with the grid's carbon intensity (it displaces grid supply).
+    In ``carbon`` mode money only breaks ties (a millionth of a gram per penny).
+    """
+    imp = np.asarray(home.import_p_per_kwh, dtype=np.float64)
+    exp = np.asarray(home.export_p_per_kwh, dtype=np.float64)
+    if objective.mode == "cost" or home.carbon_g_per_kwh is None:
+        return imp, exp
+    carbon = np.asarray(home.carbon_g_per_kwh, dtype=np.float64)
+    if objective.mode == "mix":
+        weight = objective.carbon_p_per_kg / 1000
+        return imp + weight * carbon, exp + weight * carbon
+    return carbon + 1e-6 * imp, carbon + 1e-6 * exp
+
+
+def ev_window_kw(scenario: Scenario, ev: Ev | None) -> Vector:
+    """Maximum EV power per slot: the charger's maximum times the plugged-in share of the slot."""
+    slots = scenario.slots
+    if ev is None:
+        return np.zeros(slots)
+    start = scenario.start.timestamp() + np.arange(slots) * scenario.step_seconds
+    end = start + scenario.step_seconds
+    plugged = np.clip(
+        np.minimum(end, ev.departure.timestamp()) - np.maximum(start, ev.arrival.timestamp()),
+        0.0,
+        None,
+    )
+    return np.asarray(ev.max_kw * plugged / scenario.step_seconds, dtype=np.float64)
+
+
+def _status(scenario: Scenario, home: Home, solution: Solution) -> PlanStatus:
+    dt = scenario.step_hours
+    relaxed: list[str] = []
+    shed = float(solution.shed.sum() * dt)
+    if shed > SLACK_TOLERANCE_KWH:
+        relaxed.append(f"{shed:.3f} kWh of load cannot be served within the import limit")
+    outside = int(((solution.under + solution.over) > SLACK_TOLERANCE_KWH).sum())
+    if outside:
+        relaxed.append(f"SoC outside its band for {outside} slot(s) (start outside the band)")
+    if solution.ev_short_kwh > SLACK_TOLERANCE_KWH:
+        relaxed.append(f"EV {solution.ev_short_kwh:.3f} kWh short of its target by departure")
+    if solution.terminal_short_kwh > SLACK_TOLERANCE_KWH:
+        relaxed.append(f"terminal SoC {solution.terminal_short_kwh:.3f} kWh short")
+    if relaxed:
+        return PlanStatus("relaxed", tuple(relaxed))
+    reasons: list[str] = []
+    if solution.solver_status != "Optimal":
+        reasons.append(f"solver stopped: {solution.solver_status}")
+    if solution.directions_fixed:
+        reasons.append(
+            f"import/export direction fixed in {solution.directions_fixed} slot(s) where export "
+            "pays more than import"
+        )
+    return PlanStatus("feasible", tuple(reasons)) if reasons else PlanStatus("optimal")
+
+
+def _to_plan(scenario: Scenario, home: Home, solution: Solution, status: PlanStatus) -> HomePlan:
+    plan = HomePlan(
+        home_id=home.id,
+        status=status,
+        cost_p=0.0,
+        import_kw=solution.imp,
+        export_kw=solution.exp,
+        charge_kw=solution.ch,
+        discharge_kw=solution.dis,
+        soc_kwh=solution.soc,
+        pv_used_kw=solution.pv,
+        ev_kw=solution.ev,
+        shed_kw=solution.shed,
+        solve_seconds=solution.seconds,
+        iterations=solution.iterations,
+    )
+    return _with_cost(scenario, home, plan)
+
+
+def _with_cost(scenario: Scenario, home: Home, plan: HomePlan) -> HomePlan:
+    cost = plan_cost_p(home, scenario.step_hours, plan)
+    return HomePlan(**{**plan.__dict__, "cost_p": cost})
+
+
+def _fallback(scenario: Scenario, home: Home, data: HomeData, solution: Solution) -> HomePlan:
+    """No solution in time: battery idle, EV charging from arrival, the grid covers the rest."""
+    n, dt = scenario.slots, scenario.step_hours
+    ev = np.zeros(n)
+    needed = data.ev_energy_kwh
+    efficiency = home.ev.efficiency if home.ev else 1.0
+    for slot in range(n):
+        ev[slot] = min(data.ev_max_kw[slot], max(needed, 0.0) / (efficiency * dt))
+        needed -= ev[slot] * efficiency * dt
+    net = data.load_kw + ev - data.pv_kw
+    imp = np.clip(net, 0.0, data.import_max_kw)
+    exp = np.clip(-net, 0.0, data.export_max_kw)
+    pv = data.pv_kw - np.clip(-net - exp, 0.0, None)
+    shed = np.clip(net - imp, 0.0, None)
+    reasons = (
+        f"solver gave no plan ({solution.solver_status})",
+        "fallback: battery idle, EV charging from arrival",
+    )
+    zeros = np.zeros(n)
+    plan = HomePlan(
+        home.id,
+        PlanStatus("relaxed", reasons),
+        0.0,
+        imp,
+        exp,
+        zeros,
+        zeros,
+        np.full(n, data.soc_kwh),
+        pv,
+        ev,
+        shed,
+        solution.seconds,
+        solution.iterations,
+    )
+    return _with_cost(scenario, home, plan)
