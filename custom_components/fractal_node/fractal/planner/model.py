@@ -37,6 +37,7 @@ costs and bounds; HiGHS starts each solve from the previous basis (a warm start)
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,8 @@ import numpy as np
 import numpy.typing as npt
 
 Vector = npt.NDArray[np.float64]
+Index = npt.NDArray[np.int32]
+_Entries = tuple[Vector, Index, Index]  # values, rows, columns
 
 SHED_PENALTY = 1e5  # per kWh of load not served (a connection too small for the load)
 SOC_BAND_PENALTY = 1e5  # per kWh outside the SoC band, per slot (a start outside the band)
@@ -67,6 +70,7 @@ class Configuration:
     discharge_kw: float
     has_ev: bool
     ev_efficiency: float
+    export_stored_grid_energy: bool  # False: export only PV energy (a flat export tariff)
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,21 @@ class Solution:
     notes: list[str] = field(default_factory=list)
 
 
-_BLOCKS = ("imp", "exp", "ch", "dis", "pv", "soc", "ev", "shed", "under", "over")
+_BLOCKS = (
+    "imp",
+    "exp",
+    "ch",
+    "dis",
+    "pv",
+    "soc",
+    "ev",
+    "shed",
+    "under",
+    "over",
+    "ch_pv",
+    "dis_green",
+    "green",
+)
 
 
 class HomeModel:
@@ -142,37 +160,15 @@ class HomeModel:
     # --- building -------------------------------------------------------------------------
 
     def _build(self) -> None:
-        c, n, dt = self.config, self.config.slots, self.config.step_hours
-        col = self._col
-        rows: list[tuple[Vector, npt.NDArray[np.int32], npt.NDArray[np.int32]]] = []
-        self._row: dict[str, npt.NDArray[np.int32]] = {}
-        next_row = 0
-
-        def add(name: str, count: int, entries: list[tuple[npt.NDArray[np.int32], float]]) -> None:
-            nonlocal next_row
-            index = np.arange(next_row, next_row + count, dtype=np.int32)
-            self._row[name] = index
-            for cols, value in entries:
-                rows.append((np.full(count, value), index, cols))
-            next_row += count
-
-        t = np.arange(n, dtype=np.int32)
+        c, n, dt, col = self.config, self.config.slots, self.config.step_hours, self._col
+        rows = _Rows()
+        self._row = rows.named
         # pv + dis + imp + shed - ch - ev - exp = load
-        add(
-            "balance",
-            n,
-            [
-                (col["pv"], 1),
-                (col["dis"], 1),
-                (col["imp"], 1),
-                (col["shed"], 1),
-                (col["ch"], -1),
-                (col["ev"], -1),
-                (col["exp"], -1),
-            ],
-        )
+        sources = [(col[name], 1.0) for name in ("pv", "dis", "imp", "shed")]
+        sinks = [(col[name], -1.0) for name in ("ch", "ev", "exp")]
+        rows.add("balance", n, sources + sinks)
         # soc[t] - soc[t-1] - eta_c dt ch + dt / eta_d dis = 0 (= soc0 for t = 0)
-        add(
+        rows.add(
             "soc",
             n,
             [
@@ -181,29 +177,28 @@ class HomeModel:
                 (col["dis"], dt / c.discharge_efficiency),
             ],
         )
-        previous = self._row["soc"][1:]
-        rows.append((np.full(n - 1, -1.0), previous, col["soc"][t[:-1]]))
-        # exp - pv - dis <= 0: export comes from PV or the battery, never from imports
-        add("export_source", n, [(col["exp"], 1), (col["pv"], -1), (col["dis"], -1)])
+        rows.link_previous("soc", col["soc"])
+        if c.export_stored_grid_energy:
+            # exp - pv - dis <= 0: export comes from PV or the battery, never straight from imports
+            rows.add("export_source", n, [(col["exp"], 1), (col["pv"], -1), (col["dis"], -1)])
+        else:
+            self._add_green_account(rows)
         if c.charge_kw > 0 and c.discharge_kw > 0:
-            add("time_share", n, [(col["ch"], 1 / c.charge_kw), (col["dis"], 1 / c.discharge_kw)])
-        add("soc_min", n, [(col["soc"], 1), (col["under"], 1)])
-        add("soc_max", n, [(col["soc"], 1), (col["over"], -1)])
-        add("terminal", 1, [(col["soc"][-1:], 1), (np.array([self._terminal_short], np.int32), 1)])
+            rows.add(
+                "time_share", n, [(col["ch"], 1 / c.charge_kw), (col["dis"], 1 / c.discharge_kw)]
+            )
+        rows.add("soc_min", n, [(col["soc"], 1), (col["under"], 1)])
+        rows.add("soc_max", n, [(col["soc"], 1), (col["over"], -1)])
+        rows.add("terminal", 1, [(col["soc"][-1:], 1), (_one(self._terminal_short), 1)])
         if c.has_ev:
-            rows.append(
-                (np.full(n, c.ev_efficiency * dt), np.full(n, next_row, np.int32), col["ev"])
-            )
-            rows.append(
-                (np.ones(1), np.array([next_row], np.int32), np.array([self._ev_short], np.int32))
-            )
-            self._row["ev_energy"] = np.array([next_row], np.int32)
-            next_row += 1
-        self.num_rows = next_row
+            rows.add("ev_energy", 1, [(col["ev"], c.ev_efficiency * dt), (_one(self._ev_short), 1)])
+        self._pass_model(rows)
 
-        values = np.concatenate([r[0] for r in rows])
-        row_index = np.concatenate([r[1] for r in rows])
-        col_index = np.concatenate([r[2] for r in rows])
+    def _pass_model(self, rows: _Rows) -> None:
+        values = np.concatenate([r[0] for r in rows.entries])
+        row_index = np.concatenate([r[1] for r in rows.entries])
+        col_index = np.concatenate([r[2] for r in rows.entries])
+        self.num_rows = rows.count
         order = np.lexsort((row_index, col_index))
         starts = np.searchsorted(col_index[order], np.arange(self.num_cols + 1))
 
@@ -223,59 +218,94 @@ class HomeModel:
         self._all_cols = np.arange(self.num_cols, dtype=np.int32)
         self._all_rows = np.arange(self.num_rows, dtype=np.int32)
 
+    def _add_green_account(self, rows: _Rows) -> None:
+        """Export only PV or battery energy that came from PV: the 'green' share of the SoC.
+
+        ``green`` is stored energy charged from PV (``ch_pv`` <= ``ch`` and <= ``pv``),
+        released by ``dis_green`` <= ``dis``, never more than the SoC. Export is limited to PV
+        not charged into the battery plus green discharge, so energy bought from the grid is
+        never sold back to it, even hours later when a flat export rate beats the night rate.
+        """
+        c, n, dt, col = self.config, self.config.slots, self.config.step_hours, self._col
+        rows.add(
+            "export_source",
+            n,
+            [(col["exp"], 1), (col["pv"], -1), (col["ch_pv"], 1), (col["dis_green"], -1)],
+        )
+        rows.add("green_from_charge", n, [(col["ch_pv"], 1), (col["ch"], -1)])
+        rows.add("green_from_pv", n, [(col["ch_pv"], 1), (col["pv"], -1)])
+        rows.add("green_to_discharge", n, [(col["dis_green"], 1), (col["dis"], -1)])
+        rows.add(
+            "green",
+            n,
+            [
+                (col["green"], 1),
+                (col["ch_pv"], -c.charge_efficiency * dt),
+                (col["dis_green"], dt / c.discharge_efficiency),
+            ],
+        )
+        rows.link_previous("green", col["green"])
+        rows.add("green_within_soc", n, [(col["green"], 1), (col["soc"], -1)])
+
     # --- data -----------------------------------------------------------------------------
 
     def _load(self, data: HomeData) -> None:
-        n, dt, inf = self.config.slots, self.config.step_hours, highspy.kHighsInf
-        zeros, ones = np.zeros(n), np.ones(n)
-        cost = np.concatenate(
-            [
-                data.import_cost * dt,
-                -data.export_value * dt,
-                zeros,
-                np.full(n, data.cycle_cost_p_per_kwh * dt),
-                zeros,
-                zeros,
-                zeros,
-                np.full(n, SHED_PENALTY * dt),
-                np.full(n, SOC_BAND_PENALTY),
-                np.full(n, SOC_BAND_PENALTY),
-                [EV_SHORT_PENALTY, TERMINAL_PENALTY],
-            ]
+        c, n, dt, inf = self.config, self.config.slots, self.config.step_hours, highspy.kHighsInf
+        green = 0.0 if c.export_stored_grid_energy else 1.0
+        cost: dict[str, Vector] = dict.fromkeys(_BLOCKS, np.zeros(n))
+        cost |= {
+            "imp": data.import_cost * dt,
+            "exp": -data.export_value * dt,
+            "dis": np.full(n, data.cycle_cost_p_per_kwh * dt),
+            "shed": np.full(n, SHED_PENALTY * dt),
+            "under": np.full(n, SOC_BAND_PENALTY),
+            "over": np.full(n, SOC_BAND_PENALTY),
+        }
+        upper: dict[str, Vector] = {
+            "imp": np.full(n, data.import_max_kw),
+            "exp": np.full(n, data.export_max_kw),
+            "ch": np.full(n, c.charge_kw),
+            "dis": np.full(n, c.discharge_kw),
+            "pv": data.pv_kw,
+            "soc": np.full(n, data.capacity_kwh),
+            "ev": data.ev_max_kw if c.has_ev else np.zeros(n),
+            "shed": data.load_kw,
+            "under": np.full(n, inf),
+            "over": np.full(n, inf),
+            "ch_pv": np.full(n, c.charge_kw * green),
+            "dis_green": np.full(n, c.discharge_kw * green),
+            "green": np.full(n, data.capacity_kwh * green),
+        }
+        all_cost = np.concatenate(
+            [*(cost[b] for b in _BLOCKS), [EV_SHORT_PENALTY, TERMINAL_PENALTY]]
         )
-        upper = np.concatenate(
-            [
-                ones * data.import_max_kw,
-                ones * data.export_max_kw,
-                ones * self.config.charge_kw,
-                ones * self.config.discharge_kw,
-                data.pv_kw,
-                ones * data.capacity_kwh,
-                data.ev_max_kw if self.config.has_ev else zeros,
-                data.load_kw,
-                ones * inf,
-                ones * inf,
-                [data.ev_energy_kwh, inf],
-            ]
+        all_upper = np.concatenate([*(upper[b] for b in _BLOCKS), [data.ev_energy_kwh, inf]])
+        self._highs.changeColsCost(self.num_cols, self._all_cols, all_cost)
+        self._highs.changeColsBounds(
+            self.num_cols, self._all_cols, np.zeros(self.num_cols), all_upper
         )
-        self._highs.changeColsCost(self.num_cols, self._all_cols, cost)
-        self._highs.changeColsBounds(self.num_cols, self._all_cols, np.zeros(self.num_cols), upper)
+        self._highs.changeRowsBounds(self.num_rows, self._all_rows, *self._row_bounds(data))
 
-        lower = np.full(self.num_rows, -inf)
-        upper_rows = np.full(self.num_rows, inf)
+    def _row_bounds(self, data: HomeData) -> tuple[Vector, Vector]:
+        lower = np.full(self.num_rows, -highspy.kHighsInf)
+        upper = np.full(self.num_rows, highspy.kHighsInf)
         r = self._row
-        lower[r["balance"]] = upper_rows[r["balance"]] = data.load_kw
-        lower[r["soc"]] = upper_rows[r["soc"]] = 0.0
-        lower[r["soc"][0]] = upper_rows[r["soc"][0]] = data.soc_kwh
-        upper_rows[r["export_source"]] = 0.0
+        equal_zero = ["soc"] + (["green"] if "green" in r else [])
+        at_most_zero = [name for name in r if name.startswith(("export_source", "green_"))]
+        lower[r["balance"]] = upper[r["balance"]] = data.load_kw
+        for name in equal_zero:
+            lower[r[name]] = upper[r[name]] = 0.0
+            lower[r[name][0]] = upper[r[name][0]] = data.soc_kwh  # the start: all of it green
+        for name in at_most_zero:
+            upper[r[name]] = 0.0
         if "time_share" in r:
-            upper_rows[r["time_share"]] = 1.0
+            upper[r["time_share"]] = 1.0
         lower[r["soc_min"]] = data.soc_min_kwh
-        upper_rows[r["soc_max"]] = data.soc_max_kwh
+        upper[r["soc_max"]] = data.soc_max_kwh
         lower[r["terminal"]] = data.terminal_soc_min_kwh
         if "ev_energy" in r:
             lower[r["ev_energy"]] = data.ev_energy_kwh
-        self._highs.changeRowsBounds(self.num_rows, self._all_rows, lower, upper_rows)
+        return lower, upper
 
     # --- solving --------------------------------------------------------------------------
 
@@ -350,6 +380,32 @@ def _net_meter(solution: Solution) -> None:
     overlap = np.minimum(solution.imp, solution.exp)
     solution.imp = solution.imp - overlap
     solution.exp = solution.exp - overlap
+
+
+class _Rows:
+    """Collects constraint rows as (values, rows, columns) entries, each row group named."""
+
+    def __init__(self) -> None:
+        self.entries: list[_Entries] = []
+        self.named: dict[str, Index] = {}
+        self.count = 0
+
+    def add(self, name: str, count: int, terms: Sequence[tuple[Index, float]]) -> None:
+        """``count`` rows; each term adds ``value * column`` (one column per row, or all to one)."""
+        index = np.arange(self.count, self.count + count, dtype=np.int32)
+        self.named[name] = index
+        for cols, value in terms:
+            row_of = index if cols.size == count else np.full(cols.size, index[0], np.int32)
+            self.entries.append((np.full(cols.size, value), row_of, cols))
+        self.count += count
+
+    def link_previous(self, name: str, state: Index) -> None:
+        """Row t of ``name`` also gets ``-state[t - 1]``: a state carried from slot to slot."""
+        self.entries.append((np.full(state.size - 1, -1.0), self.named[name][1:], state[:-1]))
+
+
+def _one(column: int) -> Index:
+    return np.array([column], dtype=np.int32)
 
 
 class ModelCache:

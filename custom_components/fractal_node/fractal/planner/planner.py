@@ -111,6 +111,7 @@ def configuration(scenario: Scenario, home: Home) -> Configuration:
         discharge_kw=battery.discharge_kw,
         has_ev=ev is not None,
         ev_efficiency=ev.efficiency if ev else 1.0,
+        export_stored_grid_energy=home.grid.export_stored_grid_energy,
     )
 
 

@@ -71,6 +71,9 @@ class Grid(_Strict):
 
     import_max_kw: NonNegative
     export_max_kw: NonNegative
+    # False (default): export only PV energy, as flat export tariffs require; True: the battery
+    # may also export energy it bought from the grid earlier (time-of-use export tariffs).
+    export_stored_grid_energy: bool = False
 
 
 class Ev(_Strict):
