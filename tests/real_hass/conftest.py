@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 
 import pytest
-import pytest_socket
+import pytest_socket  # type: ignore[import-untyped]
 
 from tests.real_hass.harness import RealHass, running_hass
 
