@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from fractal.protocol import NodeDescriptor, parse
 from fractal.tags import format_tags, parse_tags, validate_tags
 from hypothesis import given
 from hypothesis import strategies as st
@@ -51,6 +52,14 @@ def test_problems_say_what_is_wrong(text: str, problem: str) -> None:
     assert problem in result.problems[0]
 
 
+def test_at_most_sixteen_tags() -> None:
+    sixteen = "\n".join(f"k{index}=v" for index in range(16))
+    assert parse_tags(sixteen).ok
+    result = parse_tags(sixteen + "\nk16=v")
+    assert result.problems == ["17 tags given, at most 16 are allowed"]
+    assert validate_tags(result.tags) == ["17 tags given, at most 16 are allowed"]
+
+
 def test_limits_are_inclusive() -> None:
     text = f"{'k' * 32}={'v' * 64}"
     assert parse_tags(text).tags == {"k" * 32: "v" * 64}
@@ -89,3 +98,26 @@ def test_format_then_parse_round_trips(tags: dict[str, str]) -> None:
     result = parse_tags(format_tags(tags))
     assert result.ok
     assert result.tags == tags
+
+
+def descriptor_accepts(tags: dict[str, str]) -> bool:
+    document = {
+        "schema": "fractal.node.v1",
+        "node": "home-1",
+        "name": "Home 1",
+        "software": "0.1.0",
+        "link": "standalone",
+        "tags": tags,
+    }
+    return parse(NodeDescriptor, document).ok
+
+
+@given(
+    st.dictionaries(
+        st.one_of(keys, st.text(max_size=34)),
+        st.one_of(values, st.text(max_size=66)),
+        max_size=18,
+    )
+)
+def test_tag_rules_agree_with_the_protocol(tags: dict[str, str]) -> None:
+    assert (validate_tags(tags) == []) is descriptor_accepts(tags)

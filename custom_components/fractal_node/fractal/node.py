@@ -18,13 +18,46 @@ from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
+from pydantic import TypeAdapter, ValidationError
 
-class LinkMode(StrEnum):
-    """How the node is linked to an aggregator."""
+from . import __version__
+from .protocol import LinkMode, NodeDescriptor
+from .protocol.types import NodeId, ShortText
+from .tags import validate_tags
 
-    STANDALONE = "standalone"
-    LOCAL = "local"
-    AWS = "aws"
+__all__ = [
+    "LINK_NOT_AVAILABLE",
+    "LinkMode",
+    "LinkStatus",
+    "NodeConfig",
+    "NodePlanStatus",
+    "NodeRuntime",
+    "NodeState",
+    "PowerFlows",
+    "valid_node_id",
+    "valid_node_name",
+]
+
+_NODE_ID = TypeAdapter[str](NodeId)
+_NODE_NAME = TypeAdapter[str](ShortText)
+
+
+def valid_node_id(value: str) -> bool:
+    """An AWS IoT thing name, as the protocol requires: ``^[a-zA-Z0-9:_-]{1,128}$``."""
+    return _is_valid(_NODE_ID, value)
+
+
+def valid_node_name(value: str) -> bool:
+    """1-64 characters, the protocol's limit for a descriptor's name."""
+    return _is_valid(_NODE_NAME, value)
+
+
+def _is_valid(adapter: TypeAdapter[str], value: str) -> bool:
+    try:
+        adapter.validate_python(value, strict=True)
+    except ValidationError:
+        return False
+    return True
 
 
 class LinkStatus(StrEnum):
@@ -35,7 +68,10 @@ class LinkStatus(StrEnum):
     ERROR = "error"
 
 
-class PlanStatus(StrEnum):
+class NodePlanStatus(StrEnum):
+    """The protocol's plan statuses, plus ``none`` (no plan yet) and ``default`` (running the
+    local default plan after expiry or loss of the aggregator)."""
+
     NONE = "none"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
@@ -59,6 +95,15 @@ class NodeConfig:
         # Frozen all the way down: nobody can change the tags behind the runtime's back.
         object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
 
+    def problems(self) -> list[str]:
+        """Why this configuration cannot describe a node (empty when it can)."""
+        problems = [f"tags: {problem}" for problem in validate_tags(self.tags)]
+        if not valid_node_id(self.node_id):
+            problems.insert(0, f"node id {self.node_id!r} is not a valid AWS IoT thing name")
+        if not valid_node_name(self.name):
+            problems.insert(0, "the name must be 1 to 64 characters")
+        return problems
+
 
 @dataclass(frozen=True)
 class PowerFlows:
@@ -76,7 +121,7 @@ class PowerFlows:
 @dataclass(frozen=True)
 class NodeState:
     link_status: LinkStatus
-    plan_status: PlanStatus
+    plan_status: NodePlanStatus
     link_reason: str | None = None
     last_telemetry: datetime | None = None
     power: PowerFlows = PowerFlows()
@@ -96,13 +141,24 @@ class NodeRuntime:
     def state(self) -> NodeState:
         return self._state
 
+    def descriptor(self) -> NodeDescriptor:
+        """The node descriptor the node publishes; no devices until devices exist."""
+        return NodeDescriptor(
+            node=self.config.node_id,
+            name=self.config.name,
+            tags=dict(self.config.tags),
+            software=__version__,
+            link=self.config.link,
+        )
+
     def add_listener(self, listener: StateListener) -> Callable[[], None]:
         """Call ``listener`` with each new state; returns the function that removes it."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
     def publish(self, state: NodeState) -> None:
-        """Replace the state (the link and executor will call this) and notify listeners."""
+        """Replace the state and notify listeners (the link and executor will call this, in
+        the thread that owns the runtime: Home Assistant's event loop)."""
         self._state = state
         for listener in list(self._listeners):
             listener(state)
@@ -110,5 +166,5 @@ class NodeRuntime:
 
 def _initial_state(link: LinkMode) -> NodeState:
     if link is LinkMode.STANDALONE:
-        return NodeState(LinkStatus.STANDALONE, PlanStatus.NONE)
-    return NodeState(LinkStatus.DISCONNECTED, PlanStatus.NONE, link_reason=LINK_NOT_AVAILABLE)
+        return NodeState(LinkStatus.STANDALONE, NodePlanStatus.NONE)
+    return NodeState(LinkStatus.DISCONNECTED, NodePlanStatus.NONE, link_reason=LINK_NOT_AVAILABLE)

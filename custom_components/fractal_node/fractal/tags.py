@@ -1,8 +1,9 @@
 """A node's tags as installers type them: ``key=value`` pairs, one per line or comma-separated.
 
 Tags group nodes into streets, feeders, substations and communities. The rules match the
-protocol's tags: keys ``^[a-z][a-z0-9_]{0,31}$``, values 1-64 characters. Parsing returns the
-problems found instead of raising, so a form can say what is wrong.
+protocol's tags: keys ``^[a-z][a-z0-9_]{0,31}$``, values 1-64 characters, at most 16 tags.
+Parsing returns the problems found instead of raising, so a form can say what is wrong. In the
+text form a value cannot contain a comma or a line break (they separate tags).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_VALUE_LENGTH = 64
+MAX_TAGS = 16
 _SEPARATORS = re.compile(r"[\n,]")
 
 
@@ -62,16 +64,21 @@ def parse_tags(text: str) -> TagParse:
             problems.append(f"tag '{key}' is given twice")
         else:
             tags[key] = value
+    if len(tags) > MAX_TAGS:
+        problems.append(f"{len(tags)} tags given, at most {MAX_TAGS} are allowed")
     return TagParse(tags, problems)
 
 
 def validate_tags(tags: Mapping[str, str]) -> list[str]:
     """Problems with tags that did not come from text (stored options, documents)."""
-    return [
+    problems = [
         problem
         for key, value in tags.items()
         if (problem := key_problem(key) or value_problem(key, value))
     ]
+    if len(tags) > MAX_TAGS:
+        problems.append(f"{len(tags)} tags given, at most {MAX_TAGS} are allowed")
+    return problems
 
 
 def format_tags(tags: Mapping[str, str]) -> str:
