@@ -1,0 +1,1 @@
+"""The embedded aggregator runtime: certificate authority, mosquitto broker, shadow service."""
