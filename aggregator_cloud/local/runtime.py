@@ -1,0 +1,149 @@
+"""`serve`: the broker and the shadow service, together, until asked to stop.
+
+Everything lives in the data directory and survives restarts::
+
+    DATA/ca/            the certificate authority (0700; ca.key 0600)
+    DATA/mosquitto/     generated mosquitto.conf, acl, broker certificate, mosquitto.log
+    DATA/service/       the shadow service's client certificate (0700)
+    DATA/shadows.sqlite3
+    DATA/runtime.json   where the running services listen (for local tools)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .broker import Broker, BrokerSettings
+from .ca import CertificateAuthority, write_private
+from .shadow.rest import build_app, check_loopback
+from .shadow.service import BrokerConnection, ShadowService, service_tls_context
+from .shadow.store import ShadowStore
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    mqtt_port: int = 8883
+    http_port: int = 8080
+    http_host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    root: Path
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.root / "ca"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.root / "mosquitto"
+
+    @property
+    def service_dir(self) -> Path:
+        return self.root / "service"
+
+    @property
+    def shadows_db(self) -> Path:
+        return self.root / "shadows.sqlite3"
+
+    @property
+    def runtime_file(self) -> Path:
+        return self.root / "runtime.json"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the broker takes it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _service_credentials(layout: DataLayout, authority: CertificateAuthority) -> tuple[Path, Path]:
+    layout.service_dir.mkdir(parents=True, exist_ok=True)
+    layout.service_dir.chmod(0o700)
+    issued = authority.issue_service_certificate()
+    certificate, key = layout.service_dir / "service.pem", layout.service_dir / "service.key"
+    certificate.write_text(issued.certificate_pem)
+    write_private(key, issued.private_key_pem)
+    return certificate, key
+
+
+async def serve(settings: ServeSettings, stop: asyncio.Event) -> None:
+    """Run broker and shadow service until ``stop`` is set; print one line once ready."""
+    check_loopback(settings.http_host)
+    layout = DataLayout(settings.data_dir)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    authority = CertificateAuthority.open(layout.ca_dir)
+    certificate, key = _service_credentials(layout, authority)
+    local_port = free_port()
+    mqtt_port = settings.mqtt_port or free_port(settings.host)
+    broker = Broker(
+        BrokerSettings(layout.broker_dir, settings.host, mqtt_port, local_port), authority
+    )
+    broker.start()
+    store = ShadowStore(layout.shadows_db)
+    connection = BrokerConnection(
+        local_port, service_tls_context(layout.ca_dir / "ca.pem", certificate, key)
+    )
+    service = ShadowService(store, connection.publish)
+    runner = web.AppRunner(build_app(service))
+    subscribed = asyncio.Event()
+    mqtt_task = asyncio.create_task(connection.serve(service, subscribed.set))
+    try:
+        await _first(subscribed.wait(), mqtt_task)
+        await runner.setup()
+        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+        http_port = runner.addresses[0][1]
+        _announce(
+            layout, settings, {"mqtt": mqtt_port, "local_mqtt": local_port, "http": http_port}
+        )
+        await _first(stop.wait(), mqtt_task)
+    finally:
+        await runner.cleanup()
+        mqtt_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await mqtt_task
+        store.close()
+        broker.stop()
+        layout.runtime_file.unlink(missing_ok=True)
+
+
+async def _first(awaitable: Coroutine[Any, Any, object], task: asyncio.Task[None]) -> None:
+    """Wait for ``awaitable``, but fail at once if ``task`` (the MQTT front) dies first."""
+    waiter = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        waiter.cancel()
+        task.result()
+        raise RuntimeError("the shadow service stopped unexpectedly")
+
+
+def _announce(layout: DataLayout, settings: ServeSettings, ports: dict[str, int]) -> None:
+    """Say where everything listens: ``DATA/runtime.json`` and one line on stdout."""
+    runtime = {
+        "mqtt": {"host": settings.host, "port": ports["mqtt"]},
+        "local_mqtt": {"host": "127.0.0.1", "port": ports["local_mqtt"]},
+        "http": {"host": settings.http_host, "port": ports["http"]},
+        "ca": str(layout.ca_dir / "ca.pem"),
+    }
+    layout.runtime_file.write_text(json.dumps(runtime, indent=2))
+    print(
+        f"fractal-aggregator serving: mqtts://{settings.host}:{ports['mqtt']}"
+        f" http://{settings.http_host}:{ports['http']} ({layout.runtime_file})",
+        flush=True,
+    )
