@@ -1,0 +1,252 @@
+"""A device: one unit id behind a gateway, described by a register map.
+
+`poll(group)` returns typed readings, `write(name, value)` goes through the safety envelope
+and is verified by reading back, and `availability` tells the Home Assistant shell whether
+to show entities and when to raise a repair issue.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+
+from .backoff import Backoff
+from .codec import DataType, decode, encode
+from .errors import (
+    DeviceUnavailable,
+    GatewayUnavailable,
+    ModbusDeviceError,
+    WriteNotVerified,
+    WriteRefused,
+)
+from .gateway import Gateway
+from .planner import ReadBlock, plan_reads
+from .regmap import IDENTITY_GROUP, Range, Register, RegisterMap, Table
+
+_LOGGER = logging.getLogger(__name__)
+
+Value = int | float | str
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A decoded value in the map's unit, or None with the reason it was rejected."""
+
+    name: str
+    value: Value | None
+    unit: str | None
+    problem: str | None = None
+
+
+@dataclass
+class Availability:
+    """Whether the device answers; `since` is the clock time of the last change."""
+
+    available: bool
+    since: float
+    reason: str | None = None
+
+    def down_for(self, now: float) -> float:
+        """Seconds the device has been unavailable (0 while available)."""
+        return 0.0 if self.available else now - self.since
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What was asked, what was written after the envelope, and what the device reports."""
+
+    name: str
+    requested: float
+    written: float
+    read_back: Value
+    clamped: bool
+
+
+class Device:
+    """A unit id on a gateway, read and written through its register map."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        unit: int,
+        regmap: RegisterMap,
+        *,
+        envelope: Mapping[str, Range] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+    ) -> None:
+        self.gateway = gateway
+        self.unit = unit
+        self.regmap = regmap
+        self.envelope = dict(envelope or {})
+        self.clock = clock
+        self.availability = Availability(True, clock())
+        self._backoff = Backoff(clock, backoff_initial, backoff_max)
+        self._plans = cache(self._plan)
+
+    def __str__(self) -> str:
+        model = f"{self.regmap.manufacturer} {self.regmap.model}"
+        return f"{model} (unit {self.unit} at {self.gateway.endpoint})"
+
+    def plan(self, group: str) -> list[ReadBlock]:
+        """The reads that cover `group` (computed once per group)."""
+        return self._plans(group)
+
+    async def read_identity(self) -> dict[str, Reading]:
+        """Read the identity registers (serial number, ratings) once, e.g. when adding it."""
+        return await self.poll(IDENTITY_GROUP)
+
+    async def poll(self, group: str) -> dict[str, Reading]:
+        """Read every register of `group`; raises DeviceUnavailable if the device is down."""
+        if group != IDENTITY_GROUP and group not in self.regmap.poll_groups:
+            raise KeyError(f"{self}: no poll group {group!r}")
+        self._check_backoff()
+        readings: dict[str, Reading] = {}
+        try:
+            for block in self.plan(group):
+                words = await self.gateway.read(self.unit, block)
+                readings.update(self._decode_block(block, words))
+        except ModbusDeviceError as err:
+            self._mark_down(err)
+            raise DeviceUnavailable(f"{self}: {err}") from err
+        self._mark_up()
+        return readings
+
+    async def write(self, name: str, value: float | str | bool) -> WriteResult:
+        """Write a set-point within the envelope, then read it back and verify it."""
+        register = self._writable(name)
+        requested, target = self._within_envelope(register, value)
+        if register.table is Table.COIL:
+            await self.gateway.write_coil(self.unit, register.address, bool(target))
+        else:
+            words = encode(target / register.scale, register.type, self.regmap.word_order(register))
+            await self.gateway.write_registers(self.unit, register.address, words)
+        block = ReadBlock(register.table, register.address, register.words, (register,))
+        read_back = self._decode(register, await self.gateway.read(self.unit, block))
+        if not _matches(register, target, read_back):
+            raise WriteNotVerified(f"{self}: wrote {target} to {name}, read back {read_back}")
+        return WriteResult(name, requested, target, read_back, clamped=target != requested)
+
+    def _plan(self, group: str) -> list[ReadBlock]:
+        return plan_reads(self.regmap.group(group), self.regmap.transport)
+
+    def _check_backoff(self) -> None:
+        if not self._backoff.ready():
+            retry_in = self._backoff.retry_in()
+            raise DeviceUnavailable(
+                f"{self}: {self.availability.reason}; retrying in {retry_in:.0f} s"
+            )
+
+    def _mark_down(self, err: ModbusDeviceError) -> None:
+        # A gateway that is down backs off on its own; the device backs off for its unit.
+        if not isinstance(err, GatewayUnavailable):
+            self._backoff.failed()
+        if self.availability.available:
+            _LOGGER.warning("%s stopped answering: %s", self, err)
+            self.availability = Availability(False, self.clock(), str(err))
+        else:
+            self.availability.reason = str(err)
+
+    def _mark_up(self) -> None:
+        self._backoff.succeeded()
+        if not self.availability.available:
+            down = self.availability.down_for(self.clock())
+            _LOGGER.info("%s answers again after %.0f s", self, down)
+            self.availability = Availability(True, self.clock())
+
+    def _decode_block(self, block: ReadBlock, words: list[int]) -> dict[str, Reading]:
+        readings = {}
+        for register in block.registers:
+            offset = register.address - block.start
+            value = self._decode(register, words[offset : offset + register.words])
+            readings[register.name] = _checked(register, value)
+        return readings
+
+    def _decode(self, register: Register, words: list[int]) -> Value:
+        raw = decode(words, register.type, self.regmap.word_order(register))
+        if isinstance(raw, str) or register.scale == 1:
+            return raw
+        scaled = raw * register.scale
+        if register.type is DataType.FLOAT32:
+            return scaled
+        return round(scaled, max(0, -math.floor(math.log10(abs(register.scale)))))
+
+    def _writable(self, name: str) -> Register:
+        register = self.regmap.by_name.get(name)
+        if register is None or register.writable is None:
+            raise WriteRefused(f"{self}: {name!r} is not a writable register")
+        return register
+
+    def _within_envelope(
+        self, register: Register, value: float | str | bool
+    ) -> tuple[float, float]:
+        """Return (requested, target): option names resolved, numbers clamped to the envelope."""
+        requested = _as_number(register, value)
+        bounds = _effective_range(register, self.envelope.get(register.name))
+        if register.options is not None:
+            if requested not in register.options or not bounds.min <= requested <= bounds.max:
+                raise WriteRefused(f"{self}: {value!r} is not an allowed {register.name}")
+            return requested, requested
+        clamped = min(bounds.max, max(bounds.min, requested))
+        return requested, _quantised(register, clamped)
+
+
+def _as_number(register: Register, value: float | str | bool) -> float:
+    if isinstance(value, str):
+        codes = {label: code for code, label in (register.options or {}).items()}
+        if value not in codes:
+            raise WriteRefused(f"{value!r} is not one of {sorted(codes)} for {register.name}")
+        return codes[value]
+    number = float(value)
+    if not math.isfinite(number):
+        raise WriteRefused(f"{value!r} is not a finite number for {register.name}")
+    return number
+
+
+def _quantised(register: Register, value: float) -> float:
+    """Round to what the register can hold, so `written` is what the device gets."""
+    if register.type in (DataType.FLOAT32, DataType.BOOL):
+        return value
+    steps = round(value / register.scale)
+    return round(steps * register.scale, max(0, -math.floor(math.log10(abs(register.scale)))))
+
+
+def _effective_range(register: Register, installer: Range | None) -> Range:
+    """The map's writable range narrowed by the installer's envelope; never widened."""
+    assert register.writable is not None
+    if installer is None:
+        return register.writable
+    low = max(register.writable.min, installer.min)
+    high = min(register.writable.max, installer.max)
+    if low > high:
+        raise WriteRefused(f"{register.name}: the installer's envelope excludes the map's range")
+    return Range(min=low, max=high)
+
+
+def _checked(register: Register, value: Value) -> Reading:
+    """Reject NaN, values outside the plausible range and unknown state codes."""
+    if register.options is not None and isinstance(value, int):
+        if value in register.options:
+            return Reading(register.name, register.options[value], register.unit)
+        return Reading(register.name, None, register.unit, f"unknown state code {value}")
+    problem = None
+    if isinstance(value, float) and not math.isfinite(value):
+        problem = f"not a number ({value})"
+    elif register.plausible and isinstance(value, int | float):
+        low, high = register.plausible.min, register.plausible.max
+        if not low <= value <= high:
+            problem = f"implausible {value} (expected {low}..{high})"
+    return Reading(register.name, None if problem else value, register.unit, problem)
+
+
+def _matches(register: Register, target: float, read_back: Value) -> bool:
+    if not isinstance(read_back, int | float):
+        return False
+    if register.type is DataType.FLOAT32:
+        return math.isclose(read_back, target, rel_tol=1e-6, abs_tol=1e-6)
+    return abs(read_back - target) <= abs(register.scale) / 2

@@ -1,0 +1,248 @@
+"""Real pymodbus servers emulating devices from their register maps, with fault injection.
+
+The register image is encoded here with `struct`, independently of `fractal.devices.codec`,
+so a decoding bug in the library cannot hide behind a matching encoding bug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import math
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fractal.devices.regmap import Register, RegisterMap, Table
+from pymodbus.datastore import ModbusServerContext
+from pymodbus.datastore.context import ModbusBaseSlaveContext
+from pymodbus.exceptions import NoSuchSlaveException
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+
+SILENT = "silent"
+"""Fault: the unit never answers (the client times out)."""
+
+_TABLE_OF_FUNCTION = {1: Table.COIL, 5: Table.COIL, 15: Table.COIL, 4: Table.INPUT}
+_PACK = {"u16": ">H", "s16": ">h", "u32": ">I", "s32": ">i", "float32": ">f"}
+
+
+def raw_words(register: Register, value: Any, word_order: str) -> list[int]:
+    """Words a real device would hold for `value` (already in the map's scaled unit)."""
+    if register.table is Table.COIL:
+        return [int(bool(value))]
+    if register.type == "string":
+        raw = str(value).encode("ascii").ljust(2 * (register.length or 1), b"\x00")
+        return [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
+    number = value / register.scale
+    if register.type != "float32":
+        number = round(number)
+    data = struct.pack(_PACK[register.type], number)
+    words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+    return words[::-1] if word_order == "little" else words
+
+
+@dataclass
+class RegisterImage(ModbusBaseSlaveContext):  # type: ignore[misc]
+    """One unit's tables. Addresses outside the image answer exception code 2."""
+
+    tables: dict[Table, dict[int, int]] = field(
+        default_factory=lambda: {table: {} for table in Table}
+    )
+    fault: int | str | None = None
+    requests: list[tuple[Table, int, int]] = field(default_factory=list)
+    writes: list[tuple[Table, int, list[int]]] = field(default_factory=list)
+
+    def table_of(self, function_code: int) -> Table:
+        return _TABLE_OF_FUNCTION.get(function_code, Table.HOLDING)
+
+    def validate(self, function_code: int, address: int, count: int = 1) -> bool:
+        table = self.tables[self.table_of(function_code)]
+        in_image = all(a in table for a in range(address, address + count))
+        return in_image and self.fault != 2
+
+    def getValues(self, function_code: int, address: int, count: int = 1) -> list[int]:
+        if self.fault == 4:
+            raise RuntimeError("emulated device failure")
+        self.requests.append((self.table_of(function_code), address, count))
+        table = self.tables[self.table_of(function_code)]
+        return [table[a] for a in range(address, address + count)]
+
+    def setValues(self, function_code: int, address: int, values: Sequence[int]) -> None:
+        if self.fault == 4:
+            raise RuntimeError("emulated device failure")
+        table = self.tables[self.table_of(function_code)]
+        self.writes.append((self.table_of(function_code), address, [int(v) for v in values]))
+        for offset, value in enumerate(values):
+            table[address + offset] = int(value)
+
+
+class EmulatedDevice:
+    """A register image built from a map, with values set by register name."""
+
+    def __init__(self, regmap: RegisterMap, *, fill_gaps: bool = True) -> None:
+        self.regmap = regmap
+        self.image = RegisterImage()
+        for register in regmap.registers:
+            self.set(register.name, _default(register))
+        if fill_gaps:
+            self._fill_gaps()
+
+    def set(self, name: str, value: Any) -> None:
+        """Script a new value (in the map's unit); the next read returns it."""
+        register = self.regmap.by_name[name]
+        self.set_raw(name, raw_words(register, value, self.regmap.word_order(register)))
+
+    def set_raw(self, name: str, words: list[int]) -> None:
+        """Put raw words (garbage, NaN patterns) in a register."""
+        register = self.regmap.by_name[name]
+        table = self.image.tables[register.table]
+        for offset, word in enumerate(words):
+            table[register.address + offset] = word
+
+    def raw(self, name: str) -> list[int]:
+        register = self.regmap.by_name[name]
+        table = self.image.tables[register.table]
+        return [table[register.address + i] for i in range(register.words)]
+
+    def _fill_gaps(self) -> None:
+        """Unused registers between mapped ones read as zero, as on most meters."""
+        limit = self.regmap.transport.max_gap + self.regmap.transport.alignment
+        for table in self.image.tables.values():
+            used = sorted(table)
+            for before, after in itertools.pairwise(used):
+                if after - before <= limit:
+                    for address in range(before + 1, after):
+                        table.setdefault(address, 0)
+            if used and self.regmap.transport.alignment > 1:
+                table.setdefault(used[-1] + 1, 0)
+
+
+def _default(register: Register) -> Any:
+    if register.type == "string":
+        return "EMU" + register.name[:3].upper()
+    if register.table is Table.COIL:
+        return False
+    if register.options:
+        return min(register.options)
+    bounds = register.writable or register.plausible
+    if bounds is None:
+        return 0
+    middle = (bounds.min + bounds.max) / 2
+    return middle if register.type == "float32" else math.floor(middle)
+
+
+class FaultyServerContext(ModbusServerContext):  # type: ignore[misc]
+    """Units by id; a unit whose fault is SILENT or 11 fails before reaching its image."""
+
+    def __init__(self, units: dict[int, RegisterImage]) -> None:
+        super().__init__(slaves=units, single=False)
+        self.units = units
+
+    def __getitem__(self, unit: int) -> RegisterImage:
+        image = self.units.get(unit)
+        if image is None or image.fault in (SILENT, 11):
+            raise NoSuchSlaveException(f"unit {unit}")
+        return image
+
+
+class EmulatorServer:
+    """A running pymodbus server (TCP, RTU over TCP, or serial) for some emulated units."""
+
+    def __init__(self, devices: dict[int, EmulatedDevice]) -> None:
+        self.devices = devices
+        self.context = FaultyServerContext({u: d.image for u, d in devices.items()})
+        self.server: Any = None
+        self.port = 0
+
+    async def start_tcp(self, port: int = 0, framer: FramerType = FramerType.SOCKET) -> None:
+        self.server = ModbusTcpServer(self.context, framer=framer, address=("127.0.0.1", port))
+        await self.server.serve_forever(background=True)
+        self.port = self.server.transport.sockets[0].getsockname()[1]
+        self._track_faults()
+
+    async def start_serial(self, device_path: str, baudrate: int = 115200) -> None:
+        self.server = ModbusSerialServer(
+            self.context, framer=FramerType.RTU, port=device_path, baudrate=baudrate
+        )
+        await self.server.serve_forever(background=True)
+        self._track_faults()
+
+    def set_fault(self, unit: int, fault: int | str | None) -> None:
+        """SILENT, an exception code (2, 4, 11) or None to heal."""
+        self.devices[unit].image.fault = fault
+        self._track_faults()
+
+    def _track_faults(self) -> None:
+        # Silent units get no answer at all; code 11 is what a gateway answers instead.
+        silent = any(d.image.fault == SILENT for d in self.devices.values())
+        self.server.ignore_missing_slaves = silent
+
+    @property
+    def connections(self) -> int:
+        return len(self.server.active_connections)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.shutdown()
+            self.server = None
+            await asyncio.sleep(0)
+
+
+class DroppingProxy:
+    """A TCP proxy that relays real bytes and can drop every open connection on demand."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def drop(self) -> None:
+        """Close every relayed connection, as a flaky gateway or Wi-Fi bridge would."""
+        for writer in list(self._writers):
+            writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def stop(self) -> None:
+        await self.drop()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_writer))
+        pumps = [
+            asyncio.create_task(_pump(reader, up_writer)),
+            asyncio.create_task(_pump(up_reader, writer)),
+        ]
+        self._tasks.update(pumps)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for task in pumps:
+            task.cancel()
+            self._tasks.discard(task)
+        for stream in (writer, up_writer):
+            stream.close()
+            self._writers.discard(stream)
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+        while data := await reader.read(4096):
+            writer.write(data)
+            await writer.drain()
