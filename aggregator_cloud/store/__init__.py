@@ -1,0 +1,26 @@
+"""Telemetry store and fleet registry: interfaces for the handlers, SQLite for the local runtime."""
+
+from .frames import FIELDS, POWER_FIELDS, RESAMPLED_COLUMNS, group_totals
+from .records import (
+    PENDING,
+    FleetRegistry,
+    Insertion,
+    NodeRecord,
+    PlanState,
+    TelemetrySink,
+)
+from .sqlite import SqliteStore
+
+__all__ = [
+    "FIELDS",
+    "PENDING",
+    "POWER_FIELDS",
+    "RESAMPLED_COLUMNS",
+    "FleetRegistry",
+    "Insertion",
+    "NodeRecord",
+    "PlanState",
+    "SqliteStore",
+    "TelemetrySink",
+    "group_totals",
+]

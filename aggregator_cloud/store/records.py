@@ -1,0 +1,89 @@
+"""What the store keeps about each node, and the storage interfaces the handlers write to.
+
+The handlers depend only on the two protocols below, so the AWS Lambdas can back them with
+DynamoDB/S3 while the local runtime uses `SqliteStore`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from fractal.protocol import NodeDescriptor, PlanAck, Reading, TelemetrySnapshot
+
+PENDING = "pending"
+"""Plan status while the node has not acknowledged the plan in `desired.plan` yet."""
+
+
+@dataclass(frozen=True)
+class Insertion:
+    """What became of a batch of samples: stored, already there, or clashing with stored ones."""
+
+    inserted: int
+    duplicates: int
+    conflicts: tuple[int, ...] = ()
+    """Sequence numbers already stored with a different timestamp (the node reset its
+    counter?); the stored sample is kept."""
+
+
+@dataclass(frozen=True)
+class PlanState:
+    """The plan last written to a node and what the node last said about a plan."""
+
+    desired_id: str | None = None
+    desired_expiry: datetime | None = None
+    ack_id: str | None = None
+    ack_status: str | None = None
+    ack_reason: str | None = None
+    ack_ts: datetime | None = None
+
+    @property
+    def status(self) -> str | None:
+        """The acknowledged status of the current plan, `pending` until the node answers."""
+        if self.desired_id is not None and self.ack_id != self.desired_id:
+            return PENDING
+        return self.ack_status
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One node of the fleet registry."""
+
+    node: str
+    name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    link: str | None = None
+    software: str | None = None
+    descriptor: dict[str, Any] | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    snapshot: dict[str, Any] | None = None
+    """The latest telemetry snapshot as JSON (absent fields left out)."""
+    plan: PlanState = field(default_factory=PlanState)
+
+
+class TelemetrySink(Protocol):
+    """Where telemetry batches go."""
+
+    def add_samples(self, node: str, samples: Sequence[Reading]) -> Insertion:
+        """Store samples, ignoring those whose (node, seq) is already stored."""
+
+    def mark_seen(self, node: str, when: datetime) -> None:
+        """The node was heard from at `when` (registers it if it is new)."""
+
+
+class FleetRegistry(Protocol):
+    """Where what nodes report in their shadows goes."""
+
+    def record_descriptor(self, descriptor: NodeDescriptor, when: datetime) -> None: ...
+
+    def record_snapshot(self, snapshot: TelemetrySnapshot, when: datetime) -> bool:
+        """Keep the snapshot if it is newer than the stored one; True if kept."""
+
+    def record_desired_plan(self, node: str, plan_id: str, expiry: datetime) -> None: ...
+
+    def record_plan_ack(self, node: str, ack: PlanAck, when: datetime) -> bool:
+        """Keep the acknowledgement unless an older one (by `ts`); True if kept."""
+
+    def mark_seen(self, node: str, when: datetime) -> None: ...

@@ -1,0 +1,399 @@
+"""The local runtime's store: telemetry samples and the fleet registry in one SQLite file.
+
+WAL journal, one connection guarded by a lock (the dispatcher and the web page share it).
+Samples are keyed by (node, seq): a replayed batch inserts nothing twice. Timestamps are
+stored as fixed-width UTC ISO-8601 text, which sorts in time order."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from fractal.protocol import NodeDescriptor, PlanAck, Reading, TelemetrySnapshot, to_jsonable
+
+from .frames import FIELDS, group_totals
+from .records import Insertion, NodeRecord, PlanState
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS samples (
+    node TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts TEXT NOT NULL,
+    {", ".join(f"{name} REAL" for name in FIELDS)},
+    extra TEXT,
+    PRIMARY KEY (node, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS samples_by_time ON samples (node, ts);
+CREATE TABLE IF NOT EXISTS nodes (
+    node TEXT PRIMARY KEY,
+    name TEXT,
+    link TEXT,
+    software TEXT,
+    descriptor TEXT,
+    first_seen TEXT,
+    last_seen TEXT,
+    snapshot TEXT,
+    snapshot_ts TEXT,
+    desired_plan_id TEXT,
+    desired_plan_expiry TEXT,
+    ack_id TEXT,
+    ack_status TEXT,
+    ack_reason TEXT,
+    ack_ts TEXT
+);
+CREATE TABLE IF NOT EXISTS node_tags (
+    node TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (node, key)
+);
+CREATE INDEX IF NOT EXISTS tags_by_value ON node_tags (key, value);
+"""
+
+
+def iso(when: datetime) -> str:
+    """Fixed-width UTC text (`2026-01-02T03:04:05.000000Z`): string order is time order."""
+    if when.tzinfo is None:
+        raise ValueError(f"naive datetime {when!r}: timestamps must carry a UTC offset")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _from_iso(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+class SqliteStore:
+    """Telemetry store and fleet registry; implements TelemetrySink and FleetRegistry."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed batch survives a power cut, not only a process crash.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} has store schema {version}; this version reads {SCHEMA_VERSION}"
+            )
+        with self._lock:
+            self._db.executescript(
+                f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- TelemetrySink -------------------------------------------------------------------
+
+    def add_samples(self, node: str, samples: Sequence[Reading]) -> Insertion:
+        if not samples:
+            return Insertion(inserted=0, duplicates=0)
+        seqs = [sample.seq for sample in samples]
+        with self._transaction() as db:
+            stored = dict(
+                db.execute(
+                    "SELECT seq, ts FROM samples WHERE node = ? AND seq BETWEEN ? AND ?",
+                    (node, min(seqs), max(seqs)),
+                ).fetchall()
+            )
+            before = db.total_changes
+            db.executemany(
+                f"INSERT OR IGNORE INTO samples (node, seq, ts, {', '.join(FIELDS)}, extra) "
+                f"VALUES (?, ?, ?, {', '.join('?' for _ in FIELDS)}, ?)",
+                [_sample_row(node, sample) for sample in samples],
+            )
+            inserted = db.total_changes - before
+        conflicts = tuple(
+            sample.seq
+            for sample in samples
+            if sample.seq in stored and stored[sample.seq] != iso(sample.ts)
+        )
+        return Insertion(inserted, len(samples) - inserted, conflicts)
+
+    def mark_seen(self, node: str, when: datetime) -> None:
+        with self._transaction() as db:
+            _touch(db, node, when)
+
+    # --- FleetRegistry -------------------------------------------------------------------
+
+    def record_descriptor(self, descriptor: NodeDescriptor, when: datetime) -> None:
+        with self._transaction() as db:
+            _touch(db, descriptor.node, when)
+            db.execute(
+                "UPDATE nodes SET name = ?, link = ?, software = ?, descriptor = ? WHERE node = ?",
+                (
+                    descriptor.name,
+                    descriptor.link.value,
+                    descriptor.software,
+                    json.dumps(to_jsonable(descriptor)),
+                    descriptor.node,
+                ),
+            )
+            db.execute("DELETE FROM node_tags WHERE node = ?", (descriptor.node,))
+            db.executemany(
+                "INSERT INTO node_tags (node, key, value) VALUES (?, ?, ?)",
+                [(descriptor.node, key, value) for key, value in descriptor.tags.items()],
+            )
+
+    def record_snapshot(self, snapshot: TelemetrySnapshot, when: datetime) -> bool:
+        with self._transaction() as db:
+            _touch(db, snapshot.node, when)
+            cursor = db.execute(
+                "UPDATE nodes SET snapshot = ?, snapshot_ts = ? "
+                "WHERE node = ? AND (snapshot_ts IS NULL OR snapshot_ts <= ?)",
+                (
+                    json.dumps(to_jsonable(snapshot)),
+                    iso(snapshot.ts),
+                    snapshot.node,
+                    iso(snapshot.ts),
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def record_desired_plan(self, node: str, plan_id: str, expiry: datetime) -> None:
+        with self._transaction() as db:
+            _ensure_node(db, node)
+            db.execute(
+                "UPDATE nodes SET desired_plan_id = ?, desired_plan_expiry = ? WHERE node = ?",
+                (plan_id, iso(expiry), node),
+            )
+
+    def record_plan_ack(self, node: str, ack: PlanAck, when: datetime) -> bool:
+        with self._transaction() as db:
+            _touch(db, node, when)
+            cursor = db.execute(
+                "UPDATE nodes SET ack_id = ?, ack_status = ?, ack_reason = ?, ack_ts = ? "
+                "WHERE node = ? AND (ack_ts IS NULL OR ack_ts <= ?)",
+                (ack.id, ack.status.value, ack.reason, iso(ack.ts), node, iso(ack.ts)),
+            )
+            return cursor.rowcount == 1
+
+    # --- registry queries ----------------------------------------------------------------
+
+    def nodes(self, tag: tuple[str, str] | None = None) -> list[NodeRecord]:
+        """Every node, or those carrying tag `(key, value)`, ordered by node id."""
+        with self._lock:
+            if tag is None:
+                rows = self._db.execute("SELECT * FROM nodes ORDER BY node").fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT nodes.* FROM nodes JOIN node_tags USING (node) "
+                    "WHERE key = ? AND value = ? ORDER BY node",
+                    tag,
+                ).fetchall()
+            tags = self._tags_by_node()
+        return [_node_record(row, tags.get(row["node"], {})) for row in rows]
+
+    def node(self, node: str) -> NodeRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM nodes WHERE node = ?", (node,)).fetchone()
+            tags = self._tags_by_node()
+        return None if row is None else _node_record(row, tags.get(node, {}))
+
+    def tag_values(self) -> dict[str, list[str]]:
+        """Each tag key in use and its values, sorted: the groups the fleet forms."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT key, value FROM node_tags ORDER BY key, value"
+            ).fetchall()
+        values: dict[str, list[str]] = {}
+        for key, value in rows:
+            values.setdefault(key, []).append(value)
+        return values
+
+    def _tags_by_node(self) -> dict[str, dict[str, str]]:
+        tags: dict[str, dict[str, str]] = {}
+        for node, key, value in self._db.execute("SELECT node, key, value FROM node_tags"):
+            tags.setdefault(node, {})[key] = value
+        return tags
+
+    def latest_seq(self, node: str) -> int | None:
+        """The highest sample seq stored for `node`."""
+        with self._lock:
+            row = self._db.execute("SELECT max(seq) FROM samples WHERE node = ?", (node,))
+            value = row.fetchone()[0]
+        return None if value is None else int(value)
+
+    def sample_count(self, node: str | None = None) -> int:
+        with self._lock:
+            if node is None:
+                row = self._db.execute("SELECT count(*) FROM samples").fetchone()
+            else:
+                row = self._db.execute(
+                    "SELECT count(*) FROM samples WHERE node = ?", (node,)
+                ).fetchone()
+        return int(row[0])
+
+    # --- pandas queries ------------------------------------------------------------------
+
+    def samples(
+        self,
+        node: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        extra: bool = False,
+    ) -> pd.DataFrame:
+        """A node's samples in [start, end): index `ts`, columns `seq`, FIELDS (and `extra`,
+        the other values as JSON text, if asked)."""
+        frame = self._sample_rows("node = ?", (node,), start, end, extra=extra)
+        return frame.drop(columns="node").set_index("ts")
+
+    def tag_samples(
+        self, key: str, value: str, start: datetime | None = None, end: datetime | None = None
+    ) -> pd.DataFrame:
+        """Samples of every node tagged `key=value` in [start, end), long form: columns
+        `node`, `ts`, `seq` and FIELDS, ordered by node then time."""
+        return self._sample_rows(
+            "node IN (SELECT node FROM node_tags WHERE key = ? AND value = ?)",
+            (key, value),
+            start,
+            end,
+        )
+
+    def node_telemetry(
+        self, node: str, start: datetime, end: datetime, step: timedelta
+    ) -> pd.DataFrame:
+        """A node's telemetry resampled to `step`: the same columns as a group's."""
+        samples = self._sample_rows("node = ?", (node,), start, end)
+        return group_totals(samples, step, self._capacities([node]))
+
+    def group_telemetry(
+        self, key: str, value: str, start: datetime, end: datetime, step: timedelta
+    ) -> pd.DataFrame:
+        """The tag group `key=value` as one node: its members' telemetry summed per `step`."""
+        samples = self.tag_samples(key, value, start, end)
+        members = [record.node for record in self.nodes(tag=(key, value))]
+        return group_totals(samples, step, self._capacities(members))
+
+    def _sample_rows(
+        self,
+        where: str,
+        params: tuple[str, ...],
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        extra: bool = False,
+    ) -> pd.DataFrame:
+        conditions, values = [where], list(params)
+        if start is not None:
+            conditions.append("ts >= ?")
+            values.append(iso(start))
+        if end is not None:
+            conditions.append("ts < ?")
+            values.append(iso(end))
+        columns = ["node", "ts", "seq", *FIELDS, *(["extra"] if extra else [])]
+        query = (
+            f"SELECT {', '.join(columns)} FROM samples "
+            f"WHERE {' AND '.join(conditions)} ORDER BY node, ts, seq"
+        )
+        with self._lock:
+            rows = self._db.execute(query, values).fetchall()
+        frame = pd.DataFrame([tuple(row) for row in rows], columns=columns)
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="ISO8601")
+        return frame.astype({"seq": "int64", **dict.fromkeys(FIELDS, "float64")})
+
+    def _capacities(self, nodes: Sequence[str]) -> dict[str, float]:
+        """Battery capacity per node (Wh), for nodes whose descriptor states one."""
+        capacities: dict[str, float] = {}
+        for node in nodes:
+            record = self.node(node)
+            if record is None or record.descriptor is None:
+                continue
+            total = sum(
+                device.get("envelope", {}).get("capacity_wh", 0.0)
+                for device in record.descriptor.get("devices", [])
+                if device.get("kind") == "battery"
+            )
+            if total > 0:
+                capacities[node] = float(total)
+        return capacities
+
+
+def _sample_row(node: str, sample: Reading) -> tuple[Any, ...]:
+    values = [getattr(sample, name) for name in FIELDS]
+    extras: dict[str, Any] = {}
+    if sample.energy is not None:
+        extras["energy"] = to_jsonable(sample.energy)
+    if sample.devices is not None:
+        extras["devices"] = sample.devices
+    return (node, sample.seq, iso(sample.ts), *values, json.dumps(extras) if extras else None)
+
+
+def _ensure_node(db: sqlite3.Connection, node: str) -> None:
+    db.execute("INSERT OR IGNORE INTO nodes (node) VALUES (?)", (node,))
+
+
+def _touch(db: sqlite3.Connection, node: str, when: datetime) -> None:
+    """Register the node if new; move `last_seen` forward (never back)."""
+    seen = iso(when)
+    db.execute(
+        "INSERT INTO nodes (node, first_seen, last_seen) VALUES (?, ?, ?) "
+        "ON CONFLICT (node) DO UPDATE SET "
+        "first_seen = coalesce(first_seen, excluded.first_seen), "
+        "last_seen = max(coalesce(last_seen, ''), excluded.last_seen)",
+        (node, seen, seen),
+    )
+
+
+def _node_record(row: sqlite3.Row, tags: dict[str, str]) -> NodeRecord:
+    return NodeRecord(
+        node=row["node"],
+        name=row["name"],
+        tags=tags,
+        link=row["link"],
+        software=row["software"],
+        descriptor=_json(row["descriptor"]),
+        first_seen=_from_iso(row["first_seen"]),
+        last_seen=_from_iso(row["last_seen"]),
+        snapshot=_json(row["snapshot"]),
+        plan=PlanState(
+            desired_id=row["desired_plan_id"],
+            desired_expiry=_from_iso(row["desired_plan_expiry"]),
+            ack_id=row["ack_id"],
+            ack_status=row["ack_status"],
+            ack_reason=row["ack_reason"],
+            ack_ts=_from_iso(row["ack_ts"]),
+        ),
+    )
+
+
+def _json(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    value: dict[str, Any] = json.loads(text)
+    return value
