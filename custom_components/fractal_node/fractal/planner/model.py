@@ -56,6 +56,8 @@ EV_SHORT_PENALTY = 1e4  # per kWh short of the EV's energy by departure
 OVERLAP_TOLERANCE_KW = 1e-6
 SLACK_TOLERANCE_KWH = 1e-6
 DEFAULT_TIME_LIMIT_S = 5.0
+# Below 1 W a battery's charge-and-discharge overlap is negligible, and 1 / limit would be huge.
+MIN_TIME_SHARE_KW = 1e-3
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,7 @@ class HomeModel:
             rows.add("export_source", n, [(col["exp"], 1), (col["pv"], -1), (col["dis"], -1)])
         else:
             self._add_green_account(rows)
-        if c.charge_kw > 0 and c.discharge_kw > 0:
+        if min(c.charge_kw, c.discharge_kw) >= MIN_TIME_SHARE_KW:
             rows.add(
                 "time_share", n, [(col["ch"], 1 / c.charge_kw), (col["dis"], 1 / c.discharge_kw)]
             )
@@ -214,7 +216,9 @@ class HomeModel:
         lp.a_matrix_.start_ = starts.astype(np.int32)
         lp.a_matrix_.index_ = row_index[order].astype(np.int32)
         lp.a_matrix_.value_ = values[order]
-        self._highs.passModel(lp)
+        status = self._highs.passModel(lp)
+        if status != highspy.HighsStatus.kOk:
+            raise ValueError(f"HiGHS rejected the model for {self.config}: {status}")
         self._all_cols = np.arange(self.num_cols, dtype=np.int32)
         self._all_rows = np.arange(self.num_rows, dtype=np.int32)
 

@@ -25,9 +25,14 @@ SCHEMA_VERSION = 1
 MAX_HORIZON_SECONDS = 48 * 3600
 ALLOWED_STEPS_SECONDS = (300, 600, 900, 1800, 3600)
 
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Efficiency = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+# Bounds keep the LP well scaled: a community battery or a small hydro fits, 1e300 does not.
+MAX_KW = 10_000.0
+MAX_KWH = 100_000.0
+Power = Annotated[float, Field(ge=0, le=MAX_KW, allow_inf_nan=False)]
+Energy = Annotated[float, Field(ge=0, le=MAX_KWH, allow_inf_nan=False)]
+PositivePower = Annotated[float, Field(gt=0, le=MAX_KW, allow_inf_nan=False)]
+Efficiency = Annotated[float, Field(ge=0.5, le=1, allow_inf_nan=False)]
+Intensity = Annotated[float, Field(ge=0, le=2000, allow_inf_nan=False)]  # gCO2/kWh
 Price = Annotated[float, Field(ge=-1000, le=1000, allow_inf_nan=False)]  # p/kWh; may be < 0
 
 
@@ -38,16 +43,17 @@ class _Strict(BaseModel):
 class Battery(_Strict):
     """A home battery. Powers are AC-side kW; energies are stored kWh."""
 
-    capacity_kwh: NonNegative
-    soc_kwh: NonNegative
-    soc_min_kwh: NonNegative = 0.0
-    soc_max_kwh: NonNegative | None = None  # defaults to the capacity
-    charge_kw: NonNegative
-    discharge_kw: NonNegative
+    capacity_kwh: Energy
+    soc_kwh: Energy
+    soc_min_kwh: Energy = 0.0
+    soc_max_kwh: Energy | None = None  # defaults to the capacity
+    charge_kw: Power
+    discharge_kw: Power
     charge_efficiency: Efficiency = 0.95
     discharge_efficiency: Efficiency = 0.95
-    cycle_cost_p_per_kwh: NonNegative = 0.0  # per kWh discharged (AC side)
-    terminal_soc_min_kwh: NonNegative = 0.0
+    cycle_cost_p_per_kwh: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] = 0.0
+    """Wear cost per kWh discharged (AC side)."""
+    terminal_soc_min_kwh: Energy = 0.0
 
     @property
     def soc_max(self) -> float:
@@ -69,8 +75,8 @@ class Battery(_Strict):
 class Grid(_Strict):
     """The connection: import and export limits (the DNO constraint)."""
 
-    import_max_kw: NonNegative
-    export_max_kw: NonNegative
+    import_max_kw: Power
+    export_max_kw: Power
     # False (default): export only PV energy, as flat export tariffs require; True: the battery
     # may also export energy it bought from the grid earlier (time-of-use export tariffs).
     export_stored_grid_energy: bool = False
@@ -81,9 +87,9 @@ class Ev(_Strict):
 
     arrival: AwareDatetime
     departure: AwareDatetime
-    energy_kwh: NonNegative
-    max_kw: Positive  # 32 A; 7.4 kW single phase
-    min_kw: NonNegative = 1.4  # 6 A: below this the charger is off (see docs/planner.md)
+    energy_kwh: Energy
+    max_kw: PositivePower  # 32 A: 7.4 kW single phase
+    min_kw: Power = 1.4  # 6 A: below this the charger is off (see docs/planner.md)
     efficiency: Efficiency = 0.9
 
     @model_validator(mode="after")
@@ -100,11 +106,11 @@ class Home(_Strict):
 
     id: Annotated[str, Field(min_length=1, max_length=128)]
     tags: dict[str, str] = Field(default_factory=dict)
-    pv_kw: list[NonNegative]
-    load_kw: list[NonNegative]
+    pv_kw: list[Power]
+    load_kw: list[Power]
     import_p_per_kwh: list[Price]
     export_p_per_kwh: list[Price]
-    carbon_g_per_kwh: list[NonNegative] | None = None
+    carbon_g_per_kwh: list[Intensity] | None = None
     battery: Battery | None = None
     grid: Grid
     ev: Ev | None = None
@@ -125,7 +131,7 @@ class Objective(_Strict):
     """Cost (default), carbon, or cost plus carbon priced at ``carbon_p_per_kg``."""
 
     mode: Literal["cost", "carbon", "mix"] = "cost"
-    carbon_p_per_kg: NonNegative = 0.0
+    carbon_p_per_kg: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] = 0.0
 
 
 class FlexEvent(_Strict):
@@ -136,7 +142,7 @@ class FlexEvent(_Strict):
     value: Annotated[str, Field(min_length=1)]
     start: AwareDatetime
     end: AwareDatetime
-    import_max_kw: NonNegative
+    import_max_kw: Power
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

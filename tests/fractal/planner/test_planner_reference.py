@@ -1,0 +1,107 @@
+"""Random scenarios: every plan replays cleanly and costs what an independent LP finds optimal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fractal.planner import Planner, parse_scenario
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.planner_check import reference_cost, replay
+from tests.support.planner_scenarios import START
+
+LP_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+power = st.floats(0.0, 6.0, allow_nan=False)
+price = st.floats(-20.0, 60.0, allow_nan=False)
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    """Scenarios whose hard limits can all be met, with export never dearer than import."""
+    slots = draw(st.integers(2, 12))
+    step = draw(st.sampled_from([900, 1800, 3600]))
+    load = draw(st.lists(power, min_size=slots, max_size=slots))
+    pv = draw(st.lists(power, min_size=slots, max_size=slots))
+    imp = draw(st.lists(price, min_size=slots, max_size=slots))
+    margin = draw(st.lists(st.floats(0.0, 30.0), min_size=slots, max_size=slots))
+    capacity = draw(st.floats(0.0, 15.0))
+    soc_min = draw(st.floats(0.0, 1.0)) * capacity
+    soc_max = soc_min + draw(st.floats(0.0, 1.0)) * (capacity - soc_min)
+    soc = soc_min + draw(st.floats(0.0, 1.0)) * (soc_max - soc_min)
+    charge_kw, discharge_kw = draw(power), draw(power)
+    home: dict[str, Any] = {
+        "id": "random",
+        "pv_kw": pv,
+        "load_kw": load,
+        "import_p_per_kwh": imp,
+        "export_p_per_kwh": [p - m for p, m in zip(imp, margin, strict=True)],
+        "grid": {
+            # Always enough to serve load, a full-power charge and the EV: hard limits hold.
+            "import_max_kw": max(load) + charge_kw + 8.0,
+            "export_max_kw": draw(power),
+            "export_stored_grid_energy": draw(st.booleans()),
+        },
+        "battery": {
+            "capacity_kwh": capacity,
+            "soc_kwh": soc,
+            "soc_min_kwh": soc_min,
+            "soc_max_kwh": soc_max,
+            "charge_kw": charge_kw,
+            "discharge_kw": discharge_kw,
+            "charge_efficiency": draw(st.floats(0.7, 1.0)),
+            "discharge_efficiency": draw(st.floats(0.7, 1.0)),
+            "cycle_cost_p_per_kwh": draw(st.floats(0.0, 5.0)),
+            "terminal_soc_min_kwh": soc_min + draw(st.floats(0.0, 1.0)) * (soc - soc_min),
+        },
+    }
+    if draw(st.booleans()):
+        first = draw(st.integers(0, slots - 1))
+        last = draw(st.integers(first + 1, slots))
+        hours = (last - first) * step / 3600
+        max_kw = draw(st.floats(1.4, 7.4))
+        home["ev"] = {
+            "arrival": _at(first * step),
+            "departure": _at(last * step),
+            "energy_kwh": draw(st.floats(0.0, 0.9)) * max_kw * hours * 0.9,
+            "max_kw": max_kw,
+            "efficiency": 0.9,
+        }
+    return {"start": START, "step_seconds": step, "homes": [home]}
+
+
+def _at(seconds: int) -> str:
+    return f"2026-11-22T{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:00Z"
+
+
+@LP_SETTINGS
+@given(document=scenarios())
+def test_random_plans_are_feasible_and_optimal(document: dict[str, Any]) -> None:
+    parsed = parse_scenario(document)
+    home = parsed.homes[0]
+    result = Planner().plan_home(parsed, home)
+    assert str(result.status) == "optimal"
+    checked = replay(parsed, home, result)
+    assert checked.violations == []
+    assert result.cost_p == pytest.approx(checked.cost_p, rel=1e-9, abs=1e-9)
+    assert result.cost_p == pytest.approx(reference_cost(parsed, home), rel=1e-6, abs=1e-5)
+
+
+@LP_SETTINGS
+@given(documents=st.lists(scenarios(), min_size=2, max_size=4))
+def test_warm_reused_models_give_the_same_plans_as_fresh_ones(
+    documents: list[dict[str, Any]],
+) -> None:
+    shared = Planner()
+    for document in documents:
+        # One configuration, many data: reshape every document onto the first one's devices.
+        document["homes"][0]["battery"] |= {
+            key: documents[0]["homes"][0]["battery"][key]
+            for key in ("charge_efficiency", "discharge_efficiency", "charge_kw", "discharge_kw")
+        }
+        parsed = parse_scenario(document)
+        warm = shared.plan_home(parsed, parsed.homes[0])
+        fresh = Planner().plan_home(parsed, parsed.homes[0])
+        assert warm.cost_p == pytest.approx(fresh.cost_p, rel=1e-6, abs=1e-5)
+        assert replay(parsed, parsed.homes[0], warm).violations == []

@@ -1,0 +1,214 @@
+"""Independent checks of planner results, written without the planner's code.
+
+* `replay` walks a plan slot by slot against the scenario (plain Python, datetimes for the EV
+  window) and lists every violated limit, and recomputes the cost in pence.
+* `reference_cost` solves the same planning rules with scipy's ``linprog`` in a different
+  formulation: variables interleaved per slot, the state of charge eliminated into cumulative
+  sums, and hard limits instead of penalised slack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+from fractal.planner import HomePlan
+from fractal.planner.scenario import Home, Scenario
+from scipy.optimize import linprog
+from scipy.sparse import lil_matrix
+
+TOL = 1e-6
+
+
+@dataclass
+class Replay:
+    violations: list[str] = field(default_factory=list)
+    cost_p: float = 0.0
+    soc_kwh: list[float] = field(default_factory=list)
+    ev_energy_kwh: float = 0.0
+
+
+def plugged_fraction(scenario: Scenario, home: Home, slot: int) -> float:
+    if home.ev is None:
+        return 0.0
+    start = scenario.start + timedelta(seconds=slot * scenario.step_seconds)
+    end = start + timedelta(seconds=scenario.step_seconds)
+    overlap = min(end, home.ev.departure) - max(start, home.ev.arrival)
+    return max(overlap.total_seconds(), 0.0) / scenario.step_seconds
+
+
+def replay(scenario: Scenario, home: Home, plan: HomePlan) -> Replay:
+    """Feasibility of ``plan`` for ``home`` and its cost, checked one slot at a time."""
+    out = Replay()
+    dt = scenario.step_seconds / 3600
+    battery, grid = home.battery, home.grid
+    soc = battery.soc_kwh if battery else 0.0
+    green = soc
+    relaxed = plan.status.kind == "relaxed"
+
+    def check(ok: bool, what: str, slot: int) -> None:
+        if not ok:
+            out.violations.append(f"slot {slot}: {what}")
+
+    for t in range(scenario.slots):
+        imp, exp = float(plan.import_kw[t]), float(plan.export_kw[t])
+        ch, dis = float(plan.charge_kw[t]), float(plan.discharge_kw[t])
+        pv, ev = float(plan.pv_used_kw[t]), float(plan.ev_kw[t])
+        shed = float(plan.shed_kw[t])
+        check(-TOL <= imp <= grid.import_max_kw + TOL, f"import {imp}", t)
+        check(-TOL <= exp <= grid.export_max_kw + TOL, f"export {exp}", t)
+        check(min(imp, exp) <= TOL, f"imports {imp} and exports {exp} at once", t)
+        check(-TOL <= pv <= home.pv_kw[t] + TOL, f"pv used {pv} of {home.pv_kw[t]}", t)
+        check(exp <= pv + dis + TOL, "exports imported energy", t)
+        ev_max = home.ev.max_kw * plugged_fraction(scenario, home, t) if home.ev else 0.0
+        check(-TOL <= ev <= ev_max + TOL, f"EV {ev} kW above {ev_max}", t)
+        balance = pv + dis + imp + shed - home.load_kw[t] - ch - ev - exp
+        check(abs(balance) <= 1e-5, f"energy balance off by {balance}", t)
+        check(relaxed or shed <= TOL, f"sheds {shed} kW in an unrelaxed plan", t)
+        if battery:
+            check(-TOL <= ch <= battery.charge_kw + TOL, f"charge {ch}", t)
+            check(-TOL <= dis <= battery.discharge_kw + TOL, f"discharge {dis}", t)
+            if min(battery.charge_kw, battery.discharge_kw) >= 1e-3:  # as the planner
+                share = ch / battery.charge_kw + dis / battery.discharge_kw
+                check(share <= 1 + 1e-6, f"charges and discharges beyond the slot ({share})", t)
+            soc += (battery.charge_efficiency * ch - dis / battery.discharge_efficiency) * dt
+            check(-1e-5 <= soc <= battery.capacity_kwh + 1e-5, f"SoC {soc} outside 0..capacity", t)
+            in_band = battery.soc_min_kwh - 1e-5 <= soc <= battery.soc_max + 1e-5
+            check(relaxed or in_band, f"SoC {soc} outside its band", t)
+            check(abs(soc - float(plan.soc_kwh[t])) <= 1e-5, f"SoC {soc} vs {plan.soc_kwh[t]}", t)
+            if not grid.export_stored_grid_energy:
+                # Export beyond this slot's PV needs PV energy stored earlier ("green");
+                # PV left over after export may be charged as green. Greedy keeps most green.
+                surplus = pv - exp
+                if surplus >= 0:
+                    green += battery.charge_efficiency * min(ch, surplus) * dt
+                else:
+                    green += surplus / battery.discharge_efficiency * dt
+                green = min(green, soc)
+                check(green >= -1e-5, "exports energy bought from the grid", t)
+        else:
+            check(ch <= TOL and dis <= TOL, "battery power without a battery", t)
+            check(exp <= pv + TOL, "exports more than PV without a battery", t)
+        out.soc_kwh.append(soc)
+        out.ev_energy_kwh += ev * (home.ev.efficiency if home.ev else 1.0) * dt
+        cycle = battery.cycle_cost_p_per_kwh if battery else 0.0
+        cost = imp * home.import_p_per_kwh[t] - exp * home.export_p_per_kwh[t] + cycle * dis
+        out.cost_p += cost * dt
+    if battery and not relaxed:
+        check(soc >= battery.terminal_soc_min_kwh - 1e-5, f"terminal SoC {soc}", scenario.slots)
+    if home.ev and not relaxed:
+        short = home.ev.energy_kwh - out.ev_energy_kwh
+        check(short <= 1e-5, f"EV short by {short} kWh", scenario.slots)
+    return out
+
+
+_VARS = ("imp", "exp", "ch", "dis", "pv", "ev", "chpv", "disg")
+
+
+def reference_cost(scenario: Scenario, home: Home) -> float:
+    """The optimum of the planning rules by ``linprog`` (HiGHS inside scipy), hard limits.
+
+    Raises ``AssertionError`` if the reference finds the scenario infeasible.
+    """
+    n, dt, k = scenario.slots, scenario.step_seconds / 3600, len(_VARS)
+    battery, grid = home.battery, home.grid
+
+    def var(name: str, t: int) -> int:
+        return t * k + _VARS.index(name)
+
+    cost = np.zeros(n * k)
+    bounds: list[tuple[float, float]] = []
+    green_rule = battery is not None and not grid.export_stored_grid_energy
+    for t in range(n):
+        cost[var("imp", t)] = home.import_p_per_kwh[t] * dt
+        cost[var("exp", t)] = -home.export_p_per_kwh[t] * dt
+        cost[var("dis", t)] = (battery.cycle_cost_p_per_kwh if battery else 0.0) * dt
+        ev_max = home.ev.max_kw * plugged_fraction(scenario, home, t) if home.ev else 0.0
+        bounds += [
+            (0, grid.import_max_kw),
+            (0, grid.export_max_kw),
+            (0, battery.charge_kw if battery else 0),
+            (0, battery.discharge_kw if battery else 0),
+            (0, home.pv_kw[t]),
+            (0, ev_max),
+            (0, battery.charge_kw if green_rule and battery else 0),
+            (0, battery.discharge_kw if green_rule and battery else 0),
+        ]
+    eq: list[dict[int, float]] = []
+    ub: list[dict[int, float]] = []
+    eq_rhs: list[float] = []
+    ub_rhs: list[float] = []
+
+    for t in range(n):
+        sources = {var(name, t): 1.0 for name in ("pv", "dis", "imp")}
+        eq.append(sources | {var(name, t): -1.0 for name in ("ch", "ev", "exp")})
+        eq_rhs.append(home.load_kw[t])
+    if battery:
+        eta_c, eta_d = battery.charge_efficiency, battery.discharge_efficiency
+        top = min(battery.soc_max, battery.capacity_kwh)
+        for t in range(n):
+            stored = {}
+            green = {}
+            for s in range(t + 1):
+                stored[var("ch", s)] = eta_c * dt
+                stored[var("dis", s)] = -dt / eta_d
+                green[var("chpv", s)] = eta_c * dt
+                green[var("disg", s)] = -dt / eta_d
+            # soc0 + stored within [soc_min, soc_max]
+            ub.append(stored)
+            ub_rhs.append(top - battery.soc_kwh)
+            ub.append({i: -v for i, v in stored.items()})
+            floor = (
+                battery.soc_min_kwh
+                if t < n - 1
+                else max(battery.soc_min_kwh, battery.terminal_soc_min_kwh)
+            )
+            ub_rhs.append(battery.soc_kwh - floor)
+            if min(battery.charge_kw, battery.discharge_kw) >= 1e-3:  # as the planner
+                ub.append(
+                    {var("ch", t): 1 / battery.charge_kw, var("dis", t): 1 / battery.discharge_kw}
+                )
+                ub_rhs.append(1.0)
+            if green_rule:
+                ub.append({i: -v for i, v in green.items()})  # green stock >= 0
+                ub_rhs.append(battery.soc_kwh)
+                combined = dict(green)
+                for i, v in stored.items():
+                    combined[i] = combined.get(i, 0.0) - v  # green stock <= soc
+                ub.append(combined)
+                ub_rhs.append(0.0)
+                ub.append({var("chpv", t): 1, var("ch", t): -1})
+                ub_rhs.append(0.0)
+                ub.append({var("chpv", t): 1, var("pv", t): -1})
+                ub_rhs.append(0.0)
+                ub.append({var("disg", t): 1, var("dis", t): -1})
+                ub_rhs.append(0.0)
+    for t in range(n):
+        if green_rule:
+            ub.append({var("exp", t): 1, var("pv", t): -1, var("chpv", t): 1, var("disg", t): -1})
+        else:
+            ub.append({var("exp", t): 1, var("pv", t): -1, var("dis", t): -1})
+        ub_rhs.append(0.0)
+    if home.ev:
+        ub.append({var("ev", t): -home.ev.efficiency * dt for t in range(n)})
+        ub_rhs.append(-home.ev.energy_kwh)
+    result = linprog(
+        cost,
+        A_ub=_matrix(ub, n * k),
+        b_ub=ub_rhs,
+        A_eq=_matrix(eq, n * k),
+        b_eq=eq_rhs,
+        bounds=bounds,
+        method="highs-ipm",
+    )
+    assert result.status == 0, f"reference found no optimum: {result.message}"
+    return float(result.fun)
+
+
+def _matrix(rows: list[dict[int, float]], columns: int) -> lil_matrix:
+    matrix = lil_matrix((len(rows), columns))
+    for r, terms in enumerate(rows):
+        for c, v in terms.items():
+            matrix[r, c] = v
+    return matrix
