@@ -1,0 +1,161 @@
+"""Fractal Node: this home as a node of a community energy system.
+
+Set-up checks the node's certificates again (they may have expired since the config flow):
+expired or unusable -> reauthentication; expiring within 30 days -> a repair issue. The check
+repeats twice a day while Home Assistant runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from homeassistant.const import CONF_NAME, Platform
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.typing import ConfigType
+from homeassistant.util import dt as dt_util
+
+from .const import (
+    CERTIFICATE_CHECK_INTERVAL,
+    CERTIFICATE_WARNING_PERIOD,
+    CONF_CA_PEM,
+    CONF_CERTIFICATE_PEM,
+    CONF_LINK,
+    CONF_NODE_ID,
+    CONF_PRIVATE_KEY_PEM,
+    CONF_TAGS,
+    DOMAIN,
+    ISSUE_CERTIFICATE_EXPIRING,
+)
+from .coordinator import FractalNodeConfigEntry, FractalNodeCoordinator, FractalNodeData
+from .fractal.link_settings import check_link_credentials
+from .fractal.node import LinkMode, NodeConfig, NodeRuntime
+from .fractal.tls import CertificateInfo, CredentialError
+from .services import async_setup_services
+
+PLATFORMS = [Platform.SENSOR]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the services once, whatever entries load."""
+    async_setup_services(hass)
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry) -> bool:
+    config = _node_config(entry)
+    certificate = _checked_certificate(entry)
+    runtime = NodeRuntime(config)
+    coordinator = FractalNodeCoordinator(hass, entry, runtime)
+    await coordinator.async_config_entry_first_refresh()
+    entry.runtime_data = FractalNodeData(runtime, coordinator, certificate)
+    entry.async_on_unload(runtime.add_listener(coordinator.async_set_updated_data))
+    entry.async_on_unload(entry.add_update_listener(_async_reload_on_update))
+    if certificate is not None:
+        _async_watch_certificate(hass, entry, certificate)
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry) -> bool:
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry) -> None:
+    ir.async_delete_issue(hass, DOMAIN, _expiry_issue_id(entry))
+
+
+async def _async_reload_on_update(hass: HomeAssistant, entry: FractalNodeConfigEntry) -> None:
+    """Options (tags) changed: restart the node with them."""
+    await hass.config_entries.async_reload(entry.entry_id)
+
+
+def _node_config(entry: FractalNodeConfigEntry) -> NodeConfig:
+    config = NodeConfig(
+        node_id=entry.data[CONF_NODE_ID],
+        name=entry.data[CONF_NAME],
+        link=LinkMode(entry.data[CONF_LINK]),
+        tags=entry.options.get(CONF_TAGS, {}),
+    )
+    if problems := config.problems():
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_configuration",
+            translation_placeholders={"problems": "; ".join(problems)},
+        )
+    return config
+
+
+def _checked_certificate(entry: FractalNodeConfigEntry) -> CertificateInfo | None:
+    """The node certificate of a linked node, if its credentials are usable now."""
+    link = LinkMode(entry.data[CONF_LINK])
+    if link is LinkMode.STANDALONE:
+        return None
+    check = check_link_credentials(
+        link,
+        node_id=entry.data[CONF_NODE_ID],
+        certificate_pem=entry.data[CONF_CERTIFICATE_PEM],
+        private_key_pem=entry.data[CONF_PRIVATE_KEY_PEM],
+        ca_pem=entry.data[CONF_CA_PEM],
+        now=dt_util.utcnow(),
+    )
+    problems = set(check.problems.values())
+    if problems == {CredentialError.CERTIFICATE_NOT_YET_VALID}:
+        # Most likely this machine's clock is behind: try again later, do not ask for new ones.
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN, translation_key="certificate_not_yet_valid"
+        )
+    if problems:
+        raise ConfigEntryAuthFailed(
+            translation_domain=DOMAIN,
+            translation_key="credentials_rejected",
+            translation_placeholders={"problems": ", ".join(sorted(problems))},
+        )
+    assert check.certificate is not None  # a check without problems describes the certificate
+    return check.certificate
+
+
+@callback
+def _async_watch_certificate(
+    hass: HomeAssistant, entry: FractalNodeConfigEntry, certificate: CertificateInfo
+) -> None:
+    @callback
+    def check(_: datetime | None = None) -> None:
+        now = dt_util.utcnow()
+        _async_update_expiry_issue(hass, entry, certificate, now)
+        if now > certificate.not_after:
+            entry.async_start_reauth(hass)
+
+    check()
+    entry.async_on_unload(async_track_time_interval(hass, check, CERTIFICATE_CHECK_INTERVAL))
+
+
+@callback
+def _async_update_expiry_issue(
+    hass: HomeAssistant, entry: FractalNodeConfigEntry, certificate: CertificateInfo, now: datetime
+) -> None:
+    issue_id = _expiry_issue_id(entry)
+    if not certificate.expires_within(now, CERTIFICATE_WARNING_PERIOD):
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=ISSUE_CERTIFICATE_EXPIRING,
+        translation_placeholders={
+            "name": entry.title,
+            "expiry": certificate.not_after.strftime("%Y-%m-%d %H:%M UTC"),
+            "days": str(max((certificate.not_after - now).days, 0)),
+        },
+    )
+
+
+def _expiry_issue_id(entry: FractalNodeConfigEntry) -> str:
+    return f"{ISSUE_CERTIFICATE_EXPIRING}_{entry.entry_id}"

@@ -1,0 +1,49 @@
+"""The coordinator: Home Assistant's view of the HA-free node runtime.
+
+The runtime pushes each new state (``NodeRuntime.publish``); nothing is polled, so there is no
+update interval. The first refresh just reads the runtime's current state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+
+from .const import DOMAIN, LOGGER
+from .fractal.node import NodeRuntime, NodeState
+from .fractal.tls import CertificateInfo
+
+
+@dataclass
+class FractalNodeData:
+    """What a loaded entry holds (``entry.runtime_data``)."""
+
+    runtime: NodeRuntime
+    coordinator: FractalNodeCoordinator
+    certificate: CertificateInfo | None  # None for a standalone node
+
+
+type FractalNodeConfigEntry = ConfigEntry[FractalNodeData]
+
+
+class FractalNodeCoordinator(DataUpdateCoordinator[NodeState]):
+    config_entry: FractalNodeConfigEntry
+
+    def __init__(
+        self, hass: HomeAssistant, entry: FractalNodeConfigEntry, runtime: NodeRuntime
+    ) -> None:
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {runtime.config.node_id}",
+            update_interval=None,
+            always_update=False,  # states are frozen dataclasses: equal means unchanged
+        )
+        self.runtime = runtime
+
+    async def _async_update_data(self) -> NodeState:
+        return self.runtime.state()

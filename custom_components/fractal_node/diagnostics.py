@@ -1,0 +1,41 @@
+"""Diagnostics: what support needs to see, with keys, certificates and addresses redacted."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.const import CONF_HOST
+from homeassistant.core import HomeAssistant
+
+from .const import CONF_CA_PEM, CONF_CERTIFICATE_PEM, CONF_ENDPOINT, CONF_PRIVATE_KEY_PEM, CONF_TAGS
+from .coordinator import FractalNodeConfigEntry
+
+# PEM text and key material never leave; the host / endpoint would identify a broker or an
+# AWS account, and tag values (a street, a feeder) where a home is.
+TO_REDACT = {CONF_CA_PEM, CONF_CERTIFICATE_PEM, CONF_PRIVATE_KEY_PEM, CONF_HOST, CONF_ENDPOINT}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: FractalNodeConfigEntry
+) -> dict[str, Any]:
+    data = entry.runtime_data
+    tags: dict[str, str] = entry.options.get(CONF_TAGS, {})
+    certificate = data.certificate
+    return {
+        "entry": {
+            "data": async_redact_data(entry.data, TO_REDACT),
+            "options": {CONF_TAGS: async_redact_data(tags, set(tags))},
+        },
+        "certificate": None
+        if certificate is None
+        else {
+            # Validity and issuer help with "why does it not connect"; the CN is the node id.
+            "common_name": certificate.common_name,
+            "issuer": certificate.issuer,
+            "not_before": certificate.not_before.isoformat(),
+            "not_after": certificate.not_after.isoformat(),
+        },
+        "state": asdict(data.runtime.state()),
+    }
