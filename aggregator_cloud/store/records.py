@@ -76,14 +76,17 @@ class TelemetrySink(Protocol):
 class FleetRegistry(Protocol):
     """Where what nodes report in their shadows goes."""
 
-    def record_descriptor(self, descriptor: NodeDescriptor, when: datetime) -> None: ...
+    def record_descriptor(self, descriptor: NodeDescriptor) -> None:
+        """Keep the node's descriptor and tags (registers the node if it is new)."""
 
-    def record_snapshot(self, snapshot: TelemetrySnapshot, when: datetime) -> bool:
-        """Keep the snapshot if it is newer than the stored one; True if kept."""
+    def record_snapshot(self, snapshot: TelemetrySnapshot) -> bool:
+        """Keep the snapshot unless the stored one is newer (by `ts`); True if kept."""
 
-    def record_desired_plan(self, node: str, plan_id: str, expiry: datetime) -> None: ...
+    def record_desired_plan(self, node: str, plan_id: str, expiry: datetime) -> None:
+        """The plan the aggregator wrote to the node's `desired.plan`."""
 
-    def record_plan_ack(self, node: str, ack: PlanAck, when: datetime) -> bool:
-        """Keep the acknowledgement unless an older one (by `ts`); True if kept."""
+    def record_plan_ack(self, node: str, ack: PlanAck) -> bool:
+        """Keep the acknowledgement unless the stored one is newer (by `ts`); True if kept."""
 
-    def mark_seen(self, node: str, when: datetime) -> None: ...
+    def mark_seen(self, node: str, when: datetime) -> None:
+        """The node was heard from at `when` (registers it if it is new)."""

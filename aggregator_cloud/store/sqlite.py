@@ -150,9 +150,9 @@ class SqliteStore:
 
     # --- FleetRegistry -------------------------------------------------------------------
 
-    def record_descriptor(self, descriptor: NodeDescriptor, when: datetime) -> None:
+    def record_descriptor(self, descriptor: NodeDescriptor) -> None:
         with self._transaction() as db:
-            _touch(db, descriptor.node, when)
+            _ensure_node(db, descriptor.node)
             db.execute(
                 "UPDATE nodes SET name = ?, link = ?, software = ?, descriptor = ? WHERE node = ?",
                 (
@@ -169,9 +169,9 @@ class SqliteStore:
                 [(descriptor.node, key, value) for key, value in descriptor.tags.items()],
             )
 
-    def record_snapshot(self, snapshot: TelemetrySnapshot, when: datetime) -> bool:
+    def record_snapshot(self, snapshot: TelemetrySnapshot) -> bool:
         with self._transaction() as db:
-            _touch(db, snapshot.node, when)
+            _ensure_node(db, snapshot.node)
             cursor = db.execute(
                 "UPDATE nodes SET snapshot = ?, snapshot_ts = ? "
                 "WHERE node = ? AND (snapshot_ts IS NULL OR snapshot_ts <= ?)",
@@ -192,9 +192,9 @@ class SqliteStore:
                 (plan_id, iso(expiry), node),
             )
 
-    def record_plan_ack(self, node: str, ack: PlanAck, when: datetime) -> bool:
+    def record_plan_ack(self, node: str, ack: PlanAck) -> bool:
         with self._transaction() as db:
-            _touch(db, node, when)
+            _ensure_node(db, node)
             cursor = db.execute(
                 "UPDATE nodes SET ack_id = ?, ack_status = ?, ack_reason = ?, ack_ts = ? "
                 "WHERE node = ? AND (ack_ts IS NULL OR ack_ts <= ?)",

@@ -39,9 +39,9 @@ def plan_ack(plan_id: str, status: str, seconds: float, reason: str | None = Non
     return document.document
 
 
-def test_a_descriptor_registers_the_node_with_its_tags(store: SqliteStore) -> None:
+def test_a_descriptor_registers_the_node_with_its_tags_but_not_as_seen(store: SqliteStore) -> None:
     tags = {"street": "Elm Road", "feeder": "F12"}
-    store.record_descriptor(node_descriptor("n1", "No. 4", tags), T0)
+    store.record_descriptor(node_descriptor("n1", "No. 4", tags))
 
     record = store.node("n1")
 
@@ -50,12 +50,13 @@ def test_a_descriptor_registers_the_node_with_its_tags(store: SqliteStore) -> No
     assert record.tags == tags
     assert record.descriptor is not None
     assert record.descriptor["tags"] == tags
-    assert record.first_seen == record.last_seen == T0
+    assert record.first_seen is None
+    assert record.last_seen is None
 
 
 def test_a_new_descriptor_replaces_the_tags(store: SqliteStore) -> None:
-    store.record_descriptor(node_descriptor("n1", tags={"feeder": "F12", "street": "Elm"}), T0)
-    store.record_descriptor(node_descriptor("n1", tags={"feeder": "F13"}), T0)
+    store.record_descriptor(node_descriptor("n1", tags={"feeder": "F12", "street": "Elm"}))
+    store.record_descriptor(node_descriptor("n1", tags={"feeder": "F13"}))
 
     assert store.nodes(tag=("feeder", "F12")) == []
     assert [record.node for record in store.nodes(tag=("feeder", "F13"))] == ["n1"]
@@ -63,9 +64,9 @@ def test_a_new_descriptor_replaces_the_tags(store: SqliteStore) -> None:
 
 
 def test_nodes_filter_by_tag_and_list_the_groups(store: SqliteStore) -> None:
-    store.record_descriptor(node_descriptor("n3", tags={"feeder": "F13"}), T0)
-    store.record_descriptor(node_descriptor("n1", tags={"feeder": "F12", "street": "Elm"}), T0)
-    store.record_descriptor(node_descriptor("n2", tags={"feeder": "F12"}), T0)
+    store.record_descriptor(node_descriptor("n3", tags={"feeder": "F13"}))
+    store.record_descriptor(node_descriptor("n1", tags={"feeder": "F12", "street": "Elm"}))
+    store.record_descriptor(node_descriptor("n2", tags={"feeder": "F12"}))
 
     assert [record.node for record in store.nodes()] == ["n1", "n2", "n3"]
     assert [record.node for record in store.nodes(tag=("feeder", "F12"))] == ["n1", "n2"]
@@ -89,8 +90,8 @@ def test_last_seen_moves_forward_only_and_unknown_nodes_are_registered(
 
 
 def test_only_a_newer_snapshot_replaces_the_latest(store: SqliteStore) -> None:
-    assert store.record_snapshot(telemetry_snapshot("n1", 20, grid_w=-300.0), T0)
-    assert not store.record_snapshot(telemetry_snapshot("n1", 10, grid_w=999.0), T0)
+    assert store.record_snapshot(telemetry_snapshot("n1", 20, grid_w=-300.0))
+    assert not store.record_snapshot(telemetry_snapshot("n1", 10, grid_w=999.0))
 
     record = store.node("n1")
 
@@ -102,11 +103,11 @@ def test_only_a_newer_snapshot_replaces_the_latest(store: SqliteStore) -> None:
 def test_plan_status_is_pending_until_the_node_acknowledges_the_current_plan(
     store: SqliteStore,
 ) -> None:
-    store.record_plan_ack("n1", plan_ack("p1", "executing", 0), T0)
+    store.record_plan_ack("n1", plan_ack("p1", "executing", 0))
     store.record_desired_plan("n1", "p2", T0 + timedelta(hours=48))
 
     pending = store.node("n1")
-    store.record_plan_ack("n1", plan_ack("p2", "rejected", 60, reason="expired"), T0)
+    store.record_plan_ack("n1", plan_ack("p2", "rejected", 60, reason="expired"))
     answered = store.node("n1")
 
     assert pending is not None
@@ -119,8 +120,8 @@ def test_plan_status_is_pending_until_the_node_acknowledges_the_current_plan(
 
 
 def test_an_older_acknowledgement_does_not_overwrite_a_newer_one(store: SqliteStore) -> None:
-    assert store.record_plan_ack("n1", plan_ack("p2", "executing", 120), T0)
-    assert not store.record_plan_ack("n1", plan_ack("p2", "accepted", 60), T0)
+    assert store.record_plan_ack("n1", plan_ack("p2", "executing", 120))
+    assert not store.record_plan_ack("n1", plan_ack("p2", "accepted", 60))
 
     record = store.node("n1")
 

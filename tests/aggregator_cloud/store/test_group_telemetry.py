@@ -28,7 +28,7 @@ def register(store: SqliteStore, node: str, feeder: str, capacity_wh: int = 0) -
         NodeDescriptor, descriptor(node, tags={"feeder": feeder}, capacity_wh=capacity_wh)
     )
     assert parsed.document is not None
-    store.record_descriptor(parsed.document, T0)
+    store.record_descriptor(parsed.document)
 
 
 @pytest.fixture
