@@ -1,5 +1,9 @@
 """Real pymodbus servers emulating devices from their register maps, with fault injection.
 
+Faults are injected where a real device would produce them: in the server's request handler,
+which answers a faulty unit with a proper exception response (function code | 0x80) or not at
+all. (pymodbus 3.8.3's own exception path answers function code 0x80, which no client decodes.)
+
 The register image is encoded here with `struct`, independently of `fractal.devices.codec`,
 so a decoding bug in the library cannot hide behind a matching encoding bug.
 """
@@ -18,9 +22,10 @@ from typing import Any
 from fractal.devices.regmap import Register, RegisterMap, Table
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.datastore.context import ModbusBaseSlaveContext
-from pymodbus.exceptions import NoSuchSlaveException
 from pymodbus.framer import FramerType
+from pymodbus.pdu import ExceptionResponse
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 
 SILENT = "silent"
 """Fault: the unit never answers (the client times out)."""
@@ -60,19 +65,14 @@ class RegisterImage(ModbusBaseSlaveContext):  # type: ignore[misc]
 
     def validate(self, function_code: int, address: int, count: int = 1) -> bool:
         table = self.tables[self.table_of(function_code)]
-        in_image = all(a in table for a in range(address, address + count))
-        return in_image and self.fault != 2
+        return all(a in table for a in range(address, address + count))
 
     def getValues(self, function_code: int, address: int, count: int = 1) -> list[int]:
-        if self.fault == 4:
-            raise RuntimeError("emulated device failure")
         self.requests.append((self.table_of(function_code), address, count))
         table = self.tables[self.table_of(function_code)]
         return [table[a] for a in range(address, address + count)]
 
     def setValues(self, function_code: int, address: int, values: Sequence[int]) -> None:
-        if self.fault == 4:
-            raise RuntimeError("emulated device failure")
         table = self.tables[self.table_of(function_code)]
         self.writes.append((self.table_of(function_code), address, [int(v) for v in values]))
         for offset, value in enumerate(values):
@@ -134,18 +134,37 @@ def _default(register: Register) -> Any:
     return middle if register.type == "float32" else math.floor(middle)
 
 
-class FaultyServerContext(ModbusServerContext):  # type: ignore[misc]
-    """Units by id; a unit whose fault is SILENT or 11 fails before reaching its image."""
+class _FaultyHandler(ServerRequestHandler):  # type: ignore[misc]
+    """Answers a faulty unit as the fault says, before its datastore is touched."""
 
+    async def handle_request(self) -> None:
+        pdu = self.last_pdu
+        image = self.server.context.units.get(pdu.dev_id) if pdu else None
+        fault = image.fault if image is not None else None
+        if fault is None:
+            await super().handle_request()
+            return
+        if fault == SILENT:
+            return
+        response = ExceptionResponse(pdu.function_code, fault)
+        response.transaction_id, response.dev_id = pdu.transaction_id, pdu.dev_id
+        self.server_send(response, self.last_addr)
+
+
+class _UnitsContext(ModbusServerContext):  # type: ignore[misc]
     def __init__(self, units: dict[int, RegisterImage]) -> None:
         super().__init__(slaves=units, single=False)
         self.units = units
 
-    def __getitem__(self, unit: int) -> RegisterImage:
-        image = self.units.get(unit)
-        if image is None or image.fault in (SILENT, 11):
-            raise NoSuchSlaveException(f"unit {unit}")
-        return image
+
+class _TcpServer(ModbusTcpServer):  # type: ignore[misc]
+    def callback_new_connection(self) -> ServerRequestHandler:
+        return _FaultyHandler(self)
+
+
+class _SerialServer(ModbusSerialServer):  # type: ignore[misc]
+    def callback_new_connection(self) -> ServerRequestHandler:
+        return _FaultyHandler(self)
 
 
 class EmulatorServer:
@@ -153,32 +172,24 @@ class EmulatorServer:
 
     def __init__(self, devices: dict[int, EmulatedDevice]) -> None:
         self.devices = devices
-        self.context = FaultyServerContext({u: d.image for u, d in devices.items()})
+        self.context = _UnitsContext({u: d.image for u, d in devices.items()})
         self.server: Any = None
         self.port = 0
 
     async def start_tcp(self, port: int = 0, framer: FramerType = FramerType.SOCKET) -> None:
-        self.server = ModbusTcpServer(self.context, framer=framer, address=("127.0.0.1", port))
+        self.server = _TcpServer(self.context, framer=framer, address=("127.0.0.1", port))
         await self.server.serve_forever(background=True)
         self.port = self.server.transport.sockets[0].getsockname()[1]
-        self._track_faults()
 
     async def start_serial(self, device_path: str, baudrate: int = 115200) -> None:
-        self.server = ModbusSerialServer(
+        self.server = _SerialServer(
             self.context, framer=FramerType.RTU, port=device_path, baudrate=baudrate
         )
         await self.server.serve_forever(background=True)
-        self._track_faults()
 
     def set_fault(self, unit: int, fault: int | str | None) -> None:
-        """SILENT, an exception code (2, 4, 11) or None to heal."""
+        """SILENT (no answer), an exception code (2, 4, 11) or None to heal."""
         self.devices[unit].image.fault = fault
-        self._track_faults()
-
-    def _track_faults(self) -> None:
-        # Silent units get no answer at all; code 11 is what a gateway answers instead.
-        silent = any(d.image.fault == SILENT for d in self.devices.values())
-        self.server.ignore_missing_slaves = silent
 
     @property
     def connections(self) -> int:

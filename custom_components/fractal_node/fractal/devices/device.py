@@ -139,7 +139,7 @@ class Device:
         if not self._backoff.ready():
             retry_in = self._backoff.retry_in()
             raise DeviceUnavailable(
-                f"{self}: {self.availability.reason}; retrying in {retry_in:.0f} s"
+                f"{self}: {self.availability.reason}; retrying in {retry_in:.1f} s"
             )
 
     def _mark_down(self, err: ModbusDeviceError) -> None:

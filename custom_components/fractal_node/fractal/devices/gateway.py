@@ -148,7 +148,7 @@ class Gateway:
         self._disconnect()
         if not self.backoff.ready():
             retry_in = self.backoff.retry_in()
-            raise GatewayUnavailable(f"{self.endpoint}: reconnecting in {retry_in:.0f} s")
+            raise GatewayUnavailable(f"{self.endpoint}: reconnecting in {retry_in:.1f} s")
         client = _make_client(self.endpoint, self.timeout)
         if not await client.connect():
             client.close()
