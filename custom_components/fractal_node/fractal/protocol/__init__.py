@@ -5,12 +5,17 @@ never raises; write documents with `dump(doc)` (compact JSON)."""
 
 from .ack import Issue, PlanAck
 from .base import (
+    ACK_BUDGET,
     MESSAGE_LIMIT,
+    NODE_BUDGET,
+    PLAN_BUDGET,
     SHADOW_STATE_LIMIT,
+    TELEMETRY_BUDGET,
     Document,
     Problem,
     Record,
     dump,
+    replacing_payload,
     shadow_payload,
     shadow_size,
     to_jsonable,
@@ -45,6 +50,7 @@ from .types import (
 )
 
 __all__ = [
+    "ACK_BUDGET",
     "BY_SCHEMA",
     "DOCUMENT_TYPES",
     "ENVELOPE_FIELDS_BY_KIND",
@@ -52,9 +58,12 @@ __all__ = [
     "MAX_SLOTS",
     "MESSAGE_LIMIT",
     "MODES_BY_KIND",
+    "NODE_BUDGET",
+    "PLAN_BUDGET",
     "QUANTITY_BY_KIND",
     "SHADOW_STATE_LIMIT",
     "STEPS_S",
+    "TELEMETRY_BUDGET",
     "VALUE_RULES",
     "Command",
     "Device",
@@ -91,6 +100,7 @@ __all__ = [
     "dump",
     "parse",
     "parse_any",
+    "replacing_payload",
     "shadow_payload",
     "shadow_size",
     "to_jsonable",

@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 from pydantic.config import JsonDict
 
 SHADOW_STATE_LIMIT: Final = 8192
-"""AWS IoT: bytes allowed in a shadow's `state` document (desired plus reported)."""
+"""AWS IoT: bytes allowed in a shadow's `state` document, desired and reported together."""
+PLAN_BUDGET: Final = 6144
+"""Bytes for `{"state":{"desired":{"plan":...}}}`: the plan shares its shadow with the ack."""
+ACK_BUDGET: Final = SHADOW_STATE_LIMIT - PLAN_BUDGET
+NODE_BUDGET: Final = SHADOW_STATE_LIMIT // 2
+"""Bytes for the descriptor's payload: it shares the classic shadow with the telemetry."""
+TELEMETRY_BUDGET: Final = SHADOW_STATE_LIMIT - NODE_BUDGET
 MESSAGE_LIMIT: Final = 128 * 1024
 """AWS IoT: bytes allowed in one MQTT message payload."""
 
@@ -130,6 +136,28 @@ def shadow_payload(doc: Document, section: str | None = None, key: str | None = 
     section_json = json.dumps(section or place_section)
     key_json = json.dumps(key or place_key)
     return f'{{"state":{{{section_json}:{{{key_json}:{dump(doc)}}}}}}}'
+
+
+def replacing_payload(
+    doc: Document, previous: object, section: str | None = None, key: str | None = None
+) -> str:
+    """Like `shadow_payload`, for replacing `previous` (the JSON now at that place).
+
+    A shadow update MERGES objects into the stored state, so a field the old document
+    had and the new one lacks would survive; this sends such fields as null, which
+    deletes them. Arrays are replaced whole by the shadow service and need nothing."""
+    new = to_jsonable(doc)
+    place_section, place_key = doc.SHADOW_PLACE or ("reported", doc.KIND)
+    state = {section or place_section: {key or place_key: _null_missing(new, previous)}}
+    return json.dumps({"state": state}, separators=(",", ":"), ensure_ascii=False)
+
+
+def _null_missing(new: object, old: object) -> object:
+    if not isinstance(new, dict) or not isinstance(old, dict):
+        return new
+    merged: dict[str, object] = {name: None for name in old if name not in new}
+    merged.update({name: _null_missing(value, old.get(name)) for name, value in new.items()})
+    return merged
 
 
 def shadow_size(doc: Document, section: str | None = None, key: str | None = None) -> int:

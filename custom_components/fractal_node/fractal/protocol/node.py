@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from .base import SHADOW_STATE_LIMIT, Document, Problem, Record, duplicates, join_path
+from .base import NODE_BUDGET, Document, Problem, Record, duplicates, join_path
 from .rules import ENVELOPE_FIELDS_BY_KIND, MODES_BY_KIND
 from .types import (
     DeviceId,
@@ -100,8 +100,7 @@ class NodeDescriptor(Document):
     KIND: ClassVar[str] = "node"
     SCHEMA: ClassVar[str] = "fractal.node.v1"
     SHADOW_PLACE: ClassVar[tuple[str, str] | None] = ("reported", "node")
-    # Shares the classic shadow with the telemetry snapshot: half the state each.
-    MAX_BYTES: ClassVar[int | None] = SHADOW_STATE_LIMIT // 2
+    MAX_BYTES: ClassVar[int | None] = NODE_BUDGET
 
     schema_: Literal["fractal.node.v1"] = Field(default="fractal.node.v1", alias="schema")
     node: NodeId

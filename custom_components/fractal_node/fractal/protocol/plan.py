@@ -7,7 +7,7 @@ from typing import ClassVar, Literal, NamedTuple
 
 from pydantic import Field
 
-from .base import SHADOW_STATE_LIMIT, Document, Problem, Record, join_path
+from .base import PLAN_BUDGET, Document, Problem, Record, join_path
 from .rules import MODES_BY_KIND, QUANTITY_BY_KIND, SETPOINT_RULES, VALUE_RULES
 from .types import (
     DeviceId,
@@ -213,7 +213,7 @@ class Plan(Document):
     KIND: ClassVar[str] = "plan"
     SCHEMA: ClassVar[str] = "fractal.plan.v1"
     SHADOW_PLACE: ClassVar[tuple[str, str] | None] = ("desired", "plan")
-    MAX_BYTES: ClassVar[int | None] = SHADOW_STATE_LIMIT
+    MAX_BYTES: ClassVar[int | None] = PLAN_BUDGET
 
     schema_: Literal["fractal.plan.v1"] = Field(default="fractal.plan.v1", alias="schema")
     id: DocumentId

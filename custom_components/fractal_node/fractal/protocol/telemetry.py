@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from .base import MESSAGE_LIMIT, SHADOW_STATE_LIMIT, Document, Problem, Record, join_path
+from .base import MESSAGE_LIMIT, TELEMETRY_BUDGET, Document, Problem, Record, join_path
 from .types import (
     DeviceId,
     DocumentId,
@@ -72,7 +72,7 @@ class TelemetrySnapshot(Reading, Document):
     KIND: ClassVar[str] = "telemetry"
     SCHEMA: ClassVar[str] = "fractal.telemetry.v1"
     SHADOW_PLACE: ClassVar[tuple[str, str] | None] = ("reported", "telemetry")
-    MAX_BYTES: ClassVar[int | None] = SHADOW_STATE_LIMIT // 2
+    MAX_BYTES: ClassVar[int | None] = TELEMETRY_BUDGET
 
     schema_: Literal["fractal.telemetry.v1"] = Field(default="fractal.telemetry.v1", alias="schema")
     node: NodeId

@@ -1,0 +1,182 @@
+"""Every document survives dump -> parse unchanged; no input makes parse raise."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from fractal.protocol import (
+    DOCUMENT_TYPES,
+    Document,
+    Plan,
+    PlanAck,
+    PlanStatus,
+    dump,
+    parse,
+    parse_any,
+    to_jsonable,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.fractal.protocol.protocol_strategies import documents
+
+SETTINGS = settings(max_examples=150, deadline=None)
+JSON_STRING = re.compile(r'"(?:\\.|[^"\\])*"')
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@SETTINGS
+@given(documents)
+def test_dump_then_parse_gives_the_same_document(doc: Document) -> None:
+    text = dump(doc)
+
+    parsed = parse(type(doc), text)
+
+    assert parsed.problems == ()
+    assert parsed.ok
+    assert parsed.document == doc
+    assert dump(parsed.document) == text
+
+
+@SETTINGS
+@given(documents)
+def test_parse_accepts_decoded_json_and_bytes_alike(doc: Document) -> None:
+    from_mapping = parse(type(doc), to_jsonable(doc))
+    from_bytes = parse(type(doc), dump(doc).encode())
+    by_schema = parse_any(dump(doc))
+
+    assert from_mapping.document == doc
+    assert from_bytes.document == doc
+    assert by_schema.document == doc
+
+
+@SETTINGS
+@given(documents)
+def test_dump_is_compact_and_leaves_out_absent_fields(doc: Document) -> None:
+    text = dump(doc)
+
+    outside_strings = JSON_STRING.sub('""', text)
+    assert not any(character.isspace() for character in outside_strings)
+    assert ":null" not in outside_strings
+    assert json.loads(text) == to_jsonable(doc)
+
+
+@SETTINGS
+@given(st.sampled_from(DOCUMENT_TYPES), json_values)
+def test_random_json_is_reported_not_raised(model: type[Document], value: Any) -> None:
+    parsed = parse(model, json.dumps(value))
+
+    assert not parsed.ok
+    assert parsed.document is None
+    assert parsed.problems
+
+
+@SETTINGS
+@given(st.sampled_from(DOCUMENT_TYPES), st.binary(max_size=200))
+def test_random_bytes_are_reported_not_raised(model: type[Document], raw: bytes) -> None:
+    parsed = parse(model, raw)
+
+    assert not parsed.ok
+    assert parsed.problems
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found.extend(_paths(child, (*prefix, key)))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found.extend(_paths(child, (*prefix, index)))
+    return found
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, *rest = path
+    if isinstance(value, dict):
+        return {**value, head: _replace(value[head], tuple(rest), new)}
+    return [
+        _replace(child, tuple(rest), new) if i == head else child for i, child in enumerate(value)
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(documents, st.data())
+def test_mutated_documents_are_either_valid_or_reported(doc: Document, data: st.DataObject) -> None:
+    original = to_jsonable(doc)
+    path = data.draw(st.sampled_from(_paths(original)))
+    mutated = _replace(original, path, data.draw(json_values))
+
+    parsed = parse(type(doc), json.dumps(mutated))
+
+    assert parsed.ok == (parsed.problems == ())
+    if parsed.document is not None:
+        # Whatever parse accepts must pass every check and survive another round trip.
+        assert parsed.document.problems() == []
+        assert parse(type(doc), dump(parsed.document)).document == parsed.document
+
+
+def test_hostile_inputs_are_reported_not_raised() -> None:
+    nested = "[" * 100_000 + "]" * 100_000
+    cyclic: dict[str, object] = {"schema": "fractal.plan.v1"}
+    cyclic["self"] = cyclic
+    hostile: list[Any] = [
+        nested,
+        '{"schema":"fractal.plan.v1","slots":' + "9" * 5000 + "}",
+        '{"schema":"fractal.plan.v1","slots":1e400}',
+        '{"schema":"fractal.plan.v1","slots":NaN}',
+        "[1, 2]",
+        '"plan"',
+        "",
+        b"\xff\xfe",
+        cyclic,
+        {"schema": "fractal.plan.v1", "issued": object()},
+        {"schema": math.nan},
+        42,
+    ]
+    for raw in hostile:
+        parsed = parse(Plan, raw)
+        assert not parsed.ok, raw
+        assert parsed.problems, raw
+
+
+def test_every_structural_problem_is_reported_with_its_path() -> None:
+    raw = {
+        "schema": "fractal.plan_ack.v2",
+        "id": "plan 1",
+        "status": "maybe",
+        "ts": "2026-11-22T10:00:00",
+        "colour": "red",
+    }
+
+    problems = {problem.path for problem in parse(PlanAck, raw).problems}
+
+    assert problems == {"schema", "id", "status", "ts", "colour"}
+
+
+def test_missing_schema_is_a_problem_even_when_everything_else_is_right() -> None:
+    ack = PlanAck(id="p1", status=PlanStatus.ACCEPTED, ts=datetime(2026, 1, 1, tzinfo=UTC))
+    raw = to_jsonable(ack)
+    del raw["schema"]
+
+    parsed = parse(PlanAck, raw)
+
+    assert not parsed.ok
+    assert [problem.path for problem in parsed.problems] == ["schema"]
