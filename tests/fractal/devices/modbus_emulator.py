@@ -59,6 +59,8 @@ class RegisterImage(ModbusBaseSlaveContext):  # type: ignore[misc]
     fault: int | str | None = None
     requests: list[tuple[Table, int, int]] = field(default_factory=list)
     writes: list[tuple[Table, int, list[int]]] = field(default_factory=list)
+    faulted: int = 0
+    ignores_writes_to: set[tuple[Table, int]] = field(default_factory=set)
 
     def table_of(self, function_code: int) -> Table:
         return _TABLE_OF_FUNCTION.get(function_code, Table.HOLDING)
@@ -76,7 +78,8 @@ class RegisterImage(ModbusBaseSlaveContext):  # type: ignore[misc]
         table = self.tables[self.table_of(function_code)]
         self.writes.append((self.table_of(function_code), address, [int(v) for v in values]))
         for offset, value in enumerate(values):
-            table[address + offset] = int(value)
+            if (self.table_of(function_code), address + offset) not in self.ignores_writes_to:
+                table[address + offset] = int(value)
 
 
 class EmulatedDevice:
@@ -144,6 +147,7 @@ class _FaultyHandler(ServerRequestHandler):  # type: ignore[misc]
         if fault is None:
             await super().handle_request()
             return
+        image.faulted += 1
         if fault == SILENT:
             return
         response = ExceptionResponse(pdu.function_code, fault)
