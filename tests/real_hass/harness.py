@@ -7,7 +7,9 @@
 
 This is a separate process, not the pytest plugin's in-process ``hass`` fixture: it proves the
 integration loads from a copied ``custom_components`` folder, through Home Assistant's own
-bootstrap, HTTP server, auth and onboarding.
+bootstrap, HTTP server, auth and onboarding. A module that needs more YAML (automations from
+blueprints, say) builds its own module-scoped fixture from
+``running_hass(dir, extra_configuration=...)``; the conftest's ``real_hass`` is the plain one.
 """
 
 from __future__ import annotations
@@ -65,8 +67,9 @@ http:
 logger:
   default: info
   logs:
-    custom_components.{debug_domain}: debug
-"""
+{debug_loggers}
+
+{extra}"""
 
 LOG_RECORD_START = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ (?P<level>[A-Z]+) \((?P<thread>[^)]*)\) "
@@ -291,12 +294,18 @@ class RealHass:
         return self.process.returncode
 
 
-def prepare_config_dir(config_dir: Path, port: int, integrations: tuple[str, ...]) -> None:
+def prepare_config_dir(
+    config_dir: Path, port: int, integrations: tuple[str, ...], extra_configuration: str = ""
+) -> None:
     """A fresh configuration with our integrations copied in, as HACS installs them."""
     config_dir.mkdir(parents=True, exist_ok=True)
-    debug_domain = integrations[0] if integrations else "none"
+    debug_loggers = "\n".join(f"    custom_components.{domain}: debug" for domain in integrations)
     (config_dir / "configuration.yaml").write_text(
-        CONFIGURATION_YAML.format(port=port, debug_domain=debug_domain)
+        CONFIGURATION_YAML.format(
+            port=port,
+            debug_loggers=debug_loggers or "    homeassistant: info",
+            extra=extra_configuration,
+        )
     )
     for domain in integrations:
         shutil.copytree(
@@ -315,9 +324,11 @@ def hass_command(config_dir: Path) -> list[str]:
     return [*launcher, "-c", str(config_dir), "--skip-pip", "--log-no-color"]
 
 
-def start_hass(config_dir: Path, integrations: tuple[str, ...]) -> RealHass:
+def start_hass(
+    config_dir: Path, integrations: tuple[str, ...], extra_configuration: str = ""
+) -> RealHass:
     port = free_port()
-    prepare_config_dir(config_dir, port, integrations)
+    prepare_config_dir(config_dir, port, integrations, extra_configuration)
     with (config_dir / "console.log").open("wb") as console:
         process = subprocess.Popen(
             hass_command(config_dir),
@@ -390,10 +401,15 @@ def onboarding_steps(client: HassClient) -> dict[str, bool]:
 
 @contextmanager
 def running_hass(
-    config_dir: Path, integrations: tuple[str, ...] = ("fractal_node",)
+    config_dir: Path,
+    integrations: tuple[str, ...] = ("fractal_node",),
+    extra_configuration: str = "",
 ) -> Iterator[RealHass]:
-    """Boot, onboard, yield, and always shut down."""
-    hass = start_hass(config_dir, integrations)
+    """Boot, onboard, yield, and always shut down.
+
+    ``extra_configuration`` is appended to configuration.yaml (top-level YAML sections).
+    """
+    hass = start_hass(config_dir, integrations, extra_configuration)
     try:
         _boot(hass)
         yield hass
