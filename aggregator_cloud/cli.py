@@ -12,7 +12,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
-COMMAND_MODULES: tuple[str, ...] = ("aggregator_cloud.local.commands",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "aggregator_cloud.local.commands",
+    "aggregator_cloud.planning.command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

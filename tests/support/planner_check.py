@@ -44,7 +44,7 @@ def replay(scenario: Scenario, home: Home, plan: HomePlan) -> Replay:
     dt = scenario.step_seconds / 3600
     battery, grid = home.battery, home.grid
     soc = battery.soc_kwh if battery else 0.0
-    green = soc
+    green = battery.exportable_kwh if battery else 0.0
     relaxed = plan.status.kind == "relaxed"
 
     def check(ok: bool, what: str, slot: int) -> None:
@@ -172,12 +172,12 @@ def reference_cost(scenario: Scenario, home: Home) -> float:
                 ub_rhs.append(1.0)
             if green_rule:
                 ub.append({i: -v for i, v in green.items()})  # green stock >= 0
-                ub_rhs.append(battery.soc_kwh)
+                ub_rhs.append(battery.exportable_kwh)
                 combined = dict(green)
                 for i, v in stored.items():
                     combined[i] = combined.get(i, 0.0) - v  # green stock <= soc
                 ub.append(combined)
-                ub_rhs.append(0.0)
+                ub_rhs.append(battery.soc_kwh - battery.exportable_kwh)
                 ub.append({var("chpv", t): 1, var("ch", t): -1})
                 ub_rhs.append(0.0)
                 ub.append({var("chpv", t): 1, var("pv", t): -1})

@@ -54,6 +54,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
             "discharge_efficiency": draw(st.floats(0.7, 1.0)),
             "cycle_cost_p_per_kwh": draw(st.floats(0.0, 5.0)),
             "terminal_soc_min_kwh": soc_min + draw(st.floats(0.0, 1.0)) * (soc - soc_min),
+            "exportable_kwh": draw(st.floats(0.0, 1.0)) * soc,
         },
     }
     if draw(st.booleans()):

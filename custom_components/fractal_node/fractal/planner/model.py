@@ -87,6 +87,7 @@ class HomeData:
     export_max_kw: float
     capacity_kwh: float
     soc_kwh: float
+    exportable_kwh: float  # the part of soc_kwh that came from PV
     soc_min_kwh: float
     soc_max_kwh: float
     terminal_soc_min_kwh: float
@@ -294,12 +295,12 @@ class HomeModel:
         lower = np.full(self.num_rows, -highspy.kHighsInf)
         upper = np.full(self.num_rows, highspy.kHighsInf)
         r = self._row
-        equal_zero = ["soc"] + (["green"] if "green" in r else [])
         at_most_zero = [name for name in r if name.startswith(("export_source", "green_"))]
         lower[r["balance"]] = upper[r["balance"]] = data.load_kw
-        for name in equal_zero:
-            lower[r[name]] = upper[r[name]] = 0.0
-            lower[r[name][0]] = upper[r[name][0]] = data.soc_kwh  # the start: all of it green
+        for name, start in (("soc", data.soc_kwh), ("green", data.exportable_kwh)):
+            if name in r:
+                lower[r[name]] = upper[r[name]] = 0.0
+                lower[r[name][0]] = upper[r[name][0]] = start
         for name in at_most_zero:
             upper[r[name]] = 0.0
         if "time_share" in r:

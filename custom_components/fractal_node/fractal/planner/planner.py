@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,13 +59,14 @@ class HomePlan:
         """Net grid power, > 0 importing."""
         return self.import_kw - self.export_kw
 
-    def trajectories(self, pv_forecast_kw: Vector) -> dict[str, list[float]]:
+    def trajectories(self, pv_forecast_kw: Sequence[float]) -> dict[str, list[float]]:
+        """Per-slot trajectories by name; ``pv_curtailed_kw`` needs the forecast."""
         named = {
             "grid_kw": self.grid_kw,
             "battery_kw": self.battery_kw,
             "soc_kwh": self.soc_kwh,
             "pv_used_kw": self.pv_used_kw,
-            "pv_curtailed_kw": pv_forecast_kw - self.pv_used_kw,
+            "pv_curtailed_kw": np.clip(np.asarray(pv_forecast_kw) - self.pv_used_kw, 0.0, None),
             "ev_kw": self.ev_kw,
         }
         if self.shed_kw.any():
@@ -127,6 +129,7 @@ def home_data(scenario: Scenario, home: Home) -> HomeData:
         export_max_kw=home.grid.export_max_kw,
         capacity_kwh=battery.capacity_kwh,
         soc_kwh=battery.soc_kwh,
+        exportable_kwh=battery.exportable_kwh,
         soc_min_kwh=battery.soc_min_kwh,
         soc_max_kwh=battery.soc_max,
         terminal_soc_min_kwh=battery.terminal_soc_min_kwh,

@@ -54,6 +54,8 @@ class Battery(_Strict):
     cycle_cost_p_per_kwh: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] = 0.0
     """Wear cost per kWh discharged (AC side)."""
     terminal_soc_min_kwh: Energy = 0.0
+    exportable_kwh: Energy = 0.0
+    """Part of ``soc_kwh`` that came from PV, so a PV-only export tariff may export it."""
 
     @property
     def soc_max(self) -> float:
@@ -67,6 +69,8 @@ class Battery(_Strict):
             raise ValueError(f"soc_max_kwh {self.soc_max} exceeds capacity_kwh")
         if self.soc_min_kwh > self.soc_max:
             raise ValueError(f"soc_min_kwh {self.soc_min_kwh} exceeds soc_max_kwh {self.soc_max}")
+        if self.exportable_kwh > self.soc_kwh:
+            raise ValueError(f"exportable_kwh {self.exportable_kwh} exceeds soc_kwh {self.soc_kwh}")
         if self.terminal_soc_min_kwh > self.capacity_kwh:
             raise ValueError("terminal_soc_min_kwh exceeds capacity_kwh")
         return self
@@ -104,7 +108,7 @@ class Ev(_Strict):
 class Home(_Strict):
     """One home: forecasts and prices per slot, plus its devices."""
 
-    id: Annotated[str, Field(min_length=1, max_length=128)]
+    id: Annotated[str, Field(pattern=r"^[a-zA-Z0-9:_-]{1,128}$")]  # the node id of the protocol
     tags: dict[str, str] = Field(default_factory=dict)
     pv_kw: list[Power]
     load_kw: list[Power]

@@ -1,0 +1,1 @@
+"""Fleet planning: the `fractal-aggregator plan` command over the shared planner."""
