@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from fractal.devices.gateway import Gateway, TcpEndpoint
@@ -63,3 +66,32 @@ async def proxies(socket_enabled: None) -> AsyncIterator[Callable[[int], Awaitab
     yield start
     for proxy in made:
         await proxy.stop()
+
+
+@pytest.fixture
+async def serial_pair(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+    """Two linked pseudo-terminals made by socat: (server end, client end).
+
+    socat gives both ends a stable path, so the pymodbus serial server and client each open a
+    real tty by name, exactly as they would open /dev/ttyUSB0 (os.openpty leaves the master end
+    without a path, which pymodbus cannot open).
+    """
+    server_end, client_end = str(tmp_path / "server-tty"), str(tmp_path / "client-tty")
+    socat = await asyncio.create_subprocess_exec(
+        "socat",
+        f"pty,raw,echo=0,link={server_end}",
+        f"pty,raw,echo=0,link={client_end}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    for _ in range(200):  # socat creates the links within milliseconds
+        if os.path.exists(server_end) and os.path.exists(client_end):
+            break
+        await asyncio.sleep(0.01)
+    else:
+        socat.kill()
+        await socat.wait()
+        pytest.fail("socat did not create the pseudo-terminal pair")
+    yield server_end, client_end
+    socat.terminate()
+    await socat.wait()

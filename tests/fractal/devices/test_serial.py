@@ -1,0 +1,39 @@
+"""Modbus RTU over a real serial line: a pymodbus serial server on one end of a pty pair."""
+
+from __future__ import annotations
+
+import pytest
+from fractal.devices.device import Device
+from fractal.devices.errors import DeviceUnavailable
+from fractal.devices.gateway import Gateway, SerialEndpoint
+from fractal.devices.regmap import load_shipped_map
+
+from tests.fractal.devices.modbus_emulator import SILENT, EmulatedDevice, EmulatorServer
+
+
+async def test_two_meters_on_one_rs485_line(serial_pair: tuple[str, str]) -> None:
+    server_end, client_end = serial_pair
+    sdm630, sdm230 = load_shipped_map("eastron_sdm630"), load_shipped_map("eastron_sdm230")
+    server = EmulatorServer({1: EmulatedDevice(sdm630), 2: EmulatedDevice(sdm230)})
+    server.devices[1].set("power", 4321.5)
+    server.devices[2].set("voltage", 241.0)
+    await server.start_serial(server_end, baudrate=115200)
+    gateway = Gateway(SerialEndpoint(client_end, baudrate=115200), timeout=0.5)
+    try:
+        three_phase = Device(gateway, 1, sdm630)
+        single_phase = Device(gateway, 2, sdm230)
+
+        first = await three_phase.poll("fast")
+        second = await single_phase.poll("fast")
+        server.set_fault(2, SILENT)
+        with pytest.raises(DeviceUnavailable, match="no answer"):
+            await single_phase.poll("energy")
+        after_fault = await three_phase.poll("energy")
+    finally:
+        await gateway.close()
+        await server.stop()
+
+    assert first["power"].value == 4321.5
+    assert second["voltage"].value == 241.0
+    assert after_fault["energy_import"].value is not None
+    assert str(gateway.endpoint) == f"{client_end}@115200"
