@@ -4,6 +4,7 @@ from .frames import FIELDS, POWER_FIELDS, RESAMPLED_COLUMNS, group_totals
 from .records import (
     PENDING,
     FleetRegistry,
+    FleetStore,
     Insertion,
     NodeRecord,
     PlanState,
@@ -17,6 +18,7 @@ __all__ = [
     "POWER_FIELDS",
     "RESAMPLED_COLUMNS",
     "FleetRegistry",
+    "FleetStore",
     "Insertion",
     "NodeRecord",
     "PlanState",

@@ -90,3 +90,7 @@ class FleetRegistry(Protocol):
 
     def mark_seen(self, node: str, when: datetime) -> None:
         """The node was heard from at `when` (registers it if it is new)."""
+
+
+class FleetStore(TelemetrySink, FleetRegistry, Protocol):
+    """Both: what the local rules dispatcher hands every handler."""

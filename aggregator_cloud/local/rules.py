@@ -1,0 +1,193 @@
+"""The local rules dispatcher: what the AWS IoT topic rules do, for the embedded aggregator.
+
+It subscribes on the broker's loopback listener to the topics the AWS rules select from,
+builds the same event each rule would (the message plus `thing_name` from the topic) and
+calls the same handler functions. Bad messages are refused by the handlers with reasons;
+the dispatcher counts them and logs the first one from each node (and when the node recovers),
+and never stops for them. A lost broker is reconnected to.
+
+Delivery: QoS 1 with a persistent session (fixed client id, clean_session off), so messages
+sent while the dispatcher is reconnecting wait in mosquitto. Handlers are synchronous: an
+SQLite commit takes milliseconds, and running them in order keeps each node's replay in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiomqtt
+
+from aggregator_cloud.handlers import (
+    THING_NAME,
+    HandlerResult,
+    handle_plan_documents,
+    handle_shadow_documents,
+    handle_telemetry_batch,
+)
+from aggregator_cloud.store import FleetStore
+
+LOGGER = logging.getLogger(__name__)
+
+CLIENT_ID: Final = "fractal-aggregator-rules"
+RECONNECT_SECONDS: Final = (0.5, 1.0, 2.0, 5.0)
+"""Waits between reconnection attempts; the last one repeats."""
+
+
+Handler = Callable[[Mapping[str, Any], FleetStore], HandlerResult]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One AWS IoT topic rule: the topic filter it selects from and the handler it calls."""
+
+    name: str
+    topic: str
+    thing_level: int
+    """Index (from 0) of the topic level holding the thing name."""
+    handler: Handler
+
+    def matches(self, topic: str) -> bool:
+        return aiomqtt.Topic(topic).matches(self.topic)
+
+
+RULES: Final = (
+    Rule("fractal_telemetry", "$aws/rules/fractal_telemetry/+", 3, handle_telemetry_batch),
+    Rule("fractal_shadow", "$aws/things/+/shadow/update/documents", 2, handle_shadow_documents),
+    Rule(
+        "fractal_plan",
+        "$aws/things/+/shadow/name/plan/update/documents",
+        2,
+        handle_plan_documents,
+    ),
+)
+
+
+def rule_event(rule: Rule, topic: str, payload: bytes) -> dict[str, Any] | str:
+    """The event the IoT rule `SELECT *, topic(...) AS thing_name` makes, or why there is
+    none (the payload is not a JSON object: AWS would not run `SELECT *` on it either)."""
+    try:
+        message = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return f"the payload is not JSON: {error}"
+    if not isinstance(message, dict):
+        return f"the payload is not a JSON object but {type(message).__name__}"
+    return {**message, THING_NAME: topic.split("/")[rule.thing_level]}
+
+
+class RulesDispatcher:
+    """Feeds broker messages to the handlers; counts and logs what they refuse."""
+
+    def __init__(
+        self,
+        store: FleetStore,
+        port: int,
+        *,
+        host: str = "127.0.0.1",
+        tls_context: ssl.SSLContext | None = None,
+        identifier: str = CLIENT_ID,
+        on_result: Callable[[HandlerResult], None] | None = None,
+    ) -> None:
+        """`on_result` is called with every handler's result (e.g. to re-plan a node)."""
+        self._store = store
+        self._host = host
+        self._port = port
+        self._tls_context = tls_context
+        self._identifier = identifier
+        self._on_result = on_result
+        self.accepted: Counter[str] = Counter()
+        """Messages handled without a problem, per rule."""
+        self.refused: Counter[str] = Counter()
+        """Messages refused (wholly or in part), per node (or topic, if no node)."""
+        self.connections = 0
+        self.errors = 0
+        """Messages a handler failed on (a bug or a storage fault): logged with the trace."""
+        self._failing: set[tuple[str, str]] = set()
+
+    def dispatch(self, topic: str, payload: bytes) -> HandlerResult | None:
+        """Handle one message as its rule would; None if no rule selects the topic."""
+        rule = next((rule for rule in RULES if rule.matches(topic)), None)
+        if rule is None:
+            return None
+        event = rule_event(rule, topic, payload)
+        if isinstance(event, str):
+            result = HandlerResult(topic.split("/")[rule.thing_level], problems=(event,))
+        else:
+            try:
+                result = rule.handler(event, self._store)
+            except Exception:
+                # The handlers refuse bad input themselves: this is a bug or a storage
+                # fault. Keep serving the other nodes.
+                self.errors += 1
+                LOGGER.exception("%s: failed to handle a message on %s", rule.name, topic)
+                return None
+        self._account(rule, topic, result)
+        if self._on_result is not None:
+            self._on_result(result)
+        return result
+
+    def _account(self, rule: Rule, topic: str, result: HandlerResult) -> None:
+        source = result.node or topic
+        key = (rule.name, source)
+        if result.ok:
+            self.accepted[rule.name] += 1
+            if key in self._failing:
+                self._failing.discard(key)
+                LOGGER.info("%s: %s sends valid messages again", rule.name, source)
+            return
+        self.refused[source] += 1
+        if key in self._failing:
+            LOGGER.debug("%s: refused from %s: %s", rule.name, source, "; ".join(result.problems))
+            return
+        self._failing.add(key)
+        LOGGER.warning(
+            "%s: refused a message from %s (further ones are counted, not logged, until it "
+            "sends a valid one): %s",
+            rule.name,
+            source,
+            "; ".join(result.problems),
+        )
+
+    async def run(self, subscribed: Callable[[], None] | None = None) -> None:
+        """Dispatch until cancelled, reconnecting whenever the broker goes away.
+
+        `subscribed` is called after each (re)subscription. A failure to connect the very
+        first time is raised, so a wrong port or certificate shows at start-up."""
+        failures = 0
+        while True:
+            connections = self.connections
+            try:
+                await self._run_connected(subscribed)
+            except aiomqtt.MqttError as error:
+                if self.connections == 0:
+                    raise
+                failures = 1 if self.connections > connections else failures + 1
+                wait = RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS)) - 1]
+                LOGGER.warning("rules: lost the broker (%s); reconnecting in %.1f s", error, wait)
+                await asyncio.sleep(wait)
+
+    async def _run_connected(self, subscribed: Callable[[], None] | None) -> None:
+        client = aiomqtt.Client(
+            self._host,
+            self._port,
+            identifier=self._identifier,
+            clean_session=False,
+            tls_context=self._tls_context,
+            protocol=aiomqtt.ProtocolVersion.V311,
+        )
+        async with client:
+            for rule in RULES:
+                await client.subscribe(rule.topic, qos=1)
+            self.connections += 1
+            if subscribed is not None:
+                subscribed()
+            async for message in client.messages:
+                payload = message.payload
+                data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+                self.dispatch(message.topic.value, data)
