@@ -8,11 +8,18 @@ covers every flow above it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from tests.real_hass.harness import HassClient, RealHass, free_port, onboarding_steps
+from tests.real_hass.harness import (
+    CUSTOM_COMPONENTS,
+    HassClient,
+    RealHass,
+    free_port,
+    onboarding_steps,
+)
 from tests.support.certificates import make_ca, mismatched_key_pem
 
 pytestmark = [pytest.mark.real_hass, pytest.mark.enable_socket]
@@ -72,6 +79,16 @@ def test_hass_is_onboarded_and_serves_a_core_config_flow(real_hass: RealHass) ->
     sun = entity_states(client, created["result"]["entry_id"])
     assert sun["next_rising"]["attributes"]["device_class"] == "timestamp"
     assert client.states()["sun.sun"]["state"] in {"above_horizon", "below_horizon"}
+
+
+def test_the_copied_integration_is_the_one_loaded(real_hass: RealHass) -> None:
+    repository_manifest = json.loads((CUSTOM_COMPONENTS / DOMAIN / "manifest.json").read_text())
+
+    loaded = real_hass.client.ws_command({"type": "manifest/get", "integration": DOMAIN})
+
+    assert loaded["is_built_in"] is False
+    assert loaded["version"] == repository_manifest["version"]
+    assert real_hass.config_dir.joinpath("custom_components", DOMAIN, "manifest.json").is_file()
 
 
 def test_standalone_node_is_created_and_shows_its_sensors(real_hass: RealHass) -> None:
