@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -85,7 +84,7 @@ async def serial_pair(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
         stderr=asyncio.subprocess.DEVNULL,
     )
     for _ in range(200):  # socat creates the links within milliseconds
-        if os.path.exists(server_end) and os.path.exists(client_end):
+        if _all_exist(server_end, client_end):
             break
         await asyncio.sleep(0.01)
     else:
@@ -95,3 +94,7 @@ async def serial_pair(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     yield server_end, client_end
     socat.terminate()
     await socat.wait()
+
+
+def _all_exist(*paths: str) -> bool:
+    return all(Path(path).exists() for path in paths)
