@@ -56,11 +56,15 @@ class BrokerSettings:
         return self.directory / "ca.pem"
 
 
-def find_mosquitto() -> Path:
-    """The mosquitto executable, or a clear error saying how to install it."""
-    found = shutil.which("mosquitto") or shutil.which(
-        "mosquitto", path=os.pathsep.join(SEARCH_PATH)
-    )
+def find_mosquitto(search_path: str | None = None) -> Path:
+    """The mosquitto executable, or a clear error saying how to install it.
+
+    Looked up on ``search_path`` (default: ``$PATH`` plus the sbin directories, where Debian
+    installs it but which are not on a normal user's ``$PATH``).
+    """
+    if search_path is None:
+        search_path = os.pathsep.join([os.environ.get("PATH", ""), *SEARCH_PATH])
+    found = shutil.which("mosquitto", path=search_path)
     if found is None:
         raise BrokerError(
             "mosquitto is not installed: install the operating system package"
@@ -138,11 +142,20 @@ def server_hosts(host: str) -> list[str]:
     return hosts
 
 
-def write_broker_files(settings: BrokerSettings, authority: CertificateAuthority) -> Path:
-    """Write configuration, ACL and TLS material into the broker directory; return the config."""
+def default_broker_user() -> str | None:
+    """Who mosquitto will run as: its own user when we are root, else (None) ourselves."""
+    return BROKER_USER if os.geteuid() == 0 else None
+
+
+def write_broker_files(
+    settings: BrokerSettings, authority: CertificateAuthority, run_as: str | None
+) -> Path:
+    """Write configuration, ACL and TLS material into the broker directory; return the config.
+
+    With ``run_as`` (we are root), the files are shared with that user only.
+    """
     directory = settings.directory
     directory.mkdir(parents=True, exist_ok=True)
-    run_as = BROKER_USER if os.geteuid() == 0 else None
     server = authority.issue_server_certificate(server_hosts(settings.host))
     (directory / "ca.pem").write_text(authority.certificate_pem)
     (directory / "server.pem").write_text(server.certificate_pem)
@@ -205,7 +218,7 @@ class Broker:
     def start(self) -> None:
         """Start mosquitto and return once it reports that it is running."""
         executable = find_mosquitto()
-        config = write_broker_files(self.settings, self._authority)
+        config = write_broker_files(self.settings, self._authority, default_broker_user())
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
                 [str(executable), "-c", str(config)],

@@ -107,16 +107,18 @@ class LocalAggregator:
             text=True,
         )
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
+        """Stop `serve` with SIGTERM as a service manager would; return its exit status."""
         process, self._process = self._process, None
         if process is None:
-            return
+            return None
         process.terminate()
         try:
             process.communicate(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+        return process.returncode
 
     def restart(self) -> None:
         self.stop()
