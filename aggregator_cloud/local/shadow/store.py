@@ -5,12 +5,13 @@ Synchronous and transport-free: the MQTT and REST fronts hand it the thing name,
 documents or a :class:`Rejection` carrying AWS's error code and message. Nothing here raises on
 bad input.
 
-Decisions where AWS's documentation is silent (see docs/aggregator/shadow-service.md):
+Decisions where AWS's documentation is silent (also in docs/local-aggregator.md):
 
 * ``update/delta`` is published only for updates that write ``desired``, and carries the desired
   values of that update that reported does not match (AWS's documented example behaviour).
-* The 8 KB limit applies to each of ``desired`` and ``reported`` after the merge, measured as
-  compact UTF-8 JSON; the nesting limit (6) counts objects and arrays inside each section.
+* The 8 KB limit applies to the merged state, desired and reported together (metadata
+  excluded), measured as compact UTF-8 JSON ``{"desired":...,"reported":...}``; the nesting
+  limit (6) counts the section itself and the objects and arrays inside it.
 * A deleted shadow keeps its version for 48 hours: an update within that time continues the
   numbering, later it starts again from 0 (as AWS documents).
 """
@@ -203,9 +204,8 @@ class ShadowStore:
         now = self.now()
         base = previous or _Shadow({}, {}, current_version)
         state, metadata = _merged(base, patch, now)
-        for section in SECTIONS:
-            if json_size(state.get(section, {})) > STATE_LIMIT_BYTES:
-                raise _reject(413, "The payload exceeds the maximum size allowed", token)
+        if json_size(state) > STATE_LIMIT_BYTES:
+            raise _reject(413, "The payload exceeds the maximum size allowed", token)
         current = _Shadow(state, metadata, current_version + 1)
         self._save(thing, name, current, now)
         return UpdateResult(

@@ -268,27 +268,25 @@ def test_six_levels_of_nesting_are_accepted_seven_are_400(store: ShadowStore) ->
     )
 
 
-def section_of(size: int) -> dict[str, str]:
-    """A section whose compact JSON is exactly ``size`` bytes."""
-    overhead = len(json.dumps({"p": ""}, separators=(",", ":")))
+def reported_state_of(size: int) -> dict[str, Any]:
+    """A reported section making the stored state exactly ``size`` bytes of compact JSON."""
+    overhead = len(json.dumps({"reported": {"p": ""}}, separators=(",", ":")))
     return {"p": "x" * (size - overhead)}
 
 
-def test_a_state_section_of_8_kb_is_accepted_and_one_byte_more_is_413(
-    store: ShadowStore,
-) -> None:
-    update(store, {"state": {"desired": section_of(8192), "reported": section_of(8192)}})
-    result = store.update("home-1", "", body({"state": {"reported": section_of(8193)}}))
+def test_a_state_of_8_kb_is_accepted_and_one_byte_more_is_413(store: ShadowStore) -> None:
+    update(store, {"state": {"reported": reported_state_of(8192)}})
+    result = store.update("home-1", "", body({"state": {"reported": reported_state_of(8193)}}))
     assert result == Rejection(413, "The payload exceeds the maximum size allowed")
     assert document(store)["version"] == 1
 
 
-def test_the_limit_applies_to_the_merged_section(store: ShadowStore) -> None:
-    update(store, {"state": {"reported": {"a": "x" * 5000}}})
-    assert (
-        rejected(store.update("home-1", "", body({"state": {"reported": {"b": "y" * 5000}}}))).code
-        == 413
-    )
+def test_desired_and_reported_share_the_8_kb(store: ShadowStore) -> None:
+    update(store, {"state": {"desired": {"a": "x" * 4000}}})
+    update(store, {"state": {"reported": {"b": "y" * 4000}}})
+    result = store.update("home-1", "", body({"state": {"reported": {"c": "z" * 500}}}))
+    assert rejected(result).code == 413
+    assert document(store)["version"] == 2
 
 
 def test_invalid_thing_or_shadow_names_are_400(store: ShadowStore) -> None:
