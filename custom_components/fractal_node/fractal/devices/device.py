@@ -7,27 +7,18 @@ to show entities and when to raise a repair issue.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from .backoff import Backoff
 from .codec import DataType, decode, encode
-from .errors import (
-    DeviceUnavailable,
-    GatewayUnavailable,
-    ModbusDeviceError,
-    WriteNotVerified,
-    WriteRefused,
-)
+from .errors import ModbusDeviceError, WriteNotVerified, WriteRefused
 from .gateway import Gateway
+from .health import Availability, Health
 from .planner import ReadBlock, plan_reads
 from .regmap import IDENTITY_GROUP, Range, Register, RegisterMap, Table
-
-_LOGGER = logging.getLogger(__name__)
 
 Value = int | float | str
 
@@ -40,19 +31,6 @@ class Reading:
     value: Value | None
     unit: str | None
     problem: str | None = None
-
-
-@dataclass
-class Availability:
-    """Whether the device answers; `since` is the clock time of the last change."""
-
-    available: bool
-    since: float
-    reason: str | None = None
-
-    def down_for(self, now: float) -> float:
-        """Seconds the device has been unavailable (0 while available)."""
-        return 0.0 if self.available else now - self.since
 
 
 @dataclass(frozen=True)
@@ -84,16 +62,19 @@ class Device:
         self.unit = unit
         self.regmap = regmap
         self.envelope = dict(envelope or {})
-        self.clock = clock
-        self.availability = Availability(True, clock())
-        self._backoff = Backoff(clock, backoff_initial, backoff_max)
+        self.health = Health(str(self), clock, backoff_initial, backoff_max)
         self._plans = cache(self._plan)
 
     def __str__(self) -> str:
         model = f"{self.regmap.manufacturer} {self.regmap.model}"
         return f"{model} (unit {self.unit} at {self.gateway.endpoint})"
 
-    def plan(self, group: str) -> list[ReadBlock]:
+    @property
+    def availability(self) -> Availability:
+        """Whether the device answers, since when, and why not."""
+        return self.health.availability
+
+    def plan(self, group: str) -> list[ReadBlock[Register]]:
         """The reads that cover `group` (computed once per group)."""
         return self._plans(group)
 
@@ -105,16 +86,15 @@ class Device:
         """Read every register of `group`; raises DeviceUnavailable if the device is down."""
         if group != IDENTITY_GROUP and group not in self.regmap.poll_groups:
             raise KeyError(f"{self}: no poll group {group!r}")
-        self._check_backoff()
+        self.health.check()
         readings: dict[str, Reading] = {}
         try:
             for block in self.plan(group):
                 words = await self.gateway.read(self.unit, block)
                 readings.update(self._decode_block(block, words))
         except ModbusDeviceError as err:
-            self._mark_down(err)
-            raise DeviceUnavailable(f"{self}: {err}") from err
-        self._mark_up()
+            raise self.health.failed(err) from err
+        self.health.succeeded()
         return readings
 
     async def write(self, name: str, value: float | str | bool) -> WriteResult:
@@ -132,34 +112,10 @@ class Device:
             raise WriteNotVerified(f"{self}: wrote {target} to {name}, read back {read_back}")
         return WriteResult(name, requested, target, read_back, clamped=target != requested)
 
-    def _plan(self, group: str) -> list[ReadBlock]:
+    def _plan(self, group: str) -> list[ReadBlock[Register]]:
         return plan_reads(self.regmap.group(group), self.regmap.transport)
 
-    def _check_backoff(self) -> None:
-        if not self._backoff.ready():
-            retry_in = self._backoff.retry_in()
-            raise DeviceUnavailable(
-                f"{self}: {self.availability.reason}; retrying in {retry_in:.1f} s"
-            )
-
-    def _mark_down(self, err: ModbusDeviceError) -> None:
-        # A gateway that is down backs off on its own; the device backs off for its unit.
-        if not isinstance(err, GatewayUnavailable):
-            self._backoff.failed()
-        if self.availability.available:
-            _LOGGER.warning("%s stopped answering: %s", self, err)
-            self.availability = Availability(False, self.clock(), str(err))
-        else:
-            self.availability.reason = str(err)
-
-    def _mark_up(self) -> None:
-        self._backoff.succeeded()
-        if not self.availability.available:
-            down = self.availability.down_for(self.clock())
-            _LOGGER.info("%s answers again after %.0f s", self, down)
-            self.availability = Availability(True, self.clock())
-
-    def _decode_block(self, block: ReadBlock, words: list[int]) -> dict[str, Reading]:
+    def _decode_block(self, block: ReadBlock[Register], words: list[int]) -> dict[str, Reading]:
         readings = {}
         for register in block.registers:
             offset = register.address - block.start

@@ -93,7 +93,7 @@ class Gateway:
         self._client: Any = None
         self._lock = asyncio.Lock()
 
-    async def read(self, unit: int, block: ReadBlock) -> list[int]:
+    async def read(self, unit: int, block: ReadBlock[Any]) -> list[int]:
         """Read one block; coils come back as 0/1."""
         readers = {
             Table.INPUT: "read_input_registers",

@@ -12,24 +12,38 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from .regmap import Register, Table, Transport
+from .regmap import Table, Transport
+
+
+class Span(Protocol):
+    """Anything that occupies registers: a map's Register, a SunSpec model's words."""
+
+    @property
+    def table(self) -> Table: ...
+    @property
+    def address(self) -> int: ...
+    @property
+    def words(self) -> int: ...
+    @property
+    def end(self) -> int: ...
 
 
 @dataclass(frozen=True)
-class ReadBlock:
+class ReadBlock[S: Span]:
     """One request: `count` registers (or coils) of `table` from `start`."""
 
     table: Table
     start: int
     count: int
-    registers: tuple[Register, ...] = field(repr=False)
+    registers: tuple[S, ...] = field(repr=False)
 
 
-def plan_reads(registers: Iterable[Register], transport: Transport) -> list[ReadBlock]:
+def plan_reads[S: Span](registers: Iterable[S], transport: Transport) -> list[ReadBlock[S]]:
     """Merge registers into the fewest reads within the device's block size and alignment."""
     registers = list(registers)
-    blocks: list[ReadBlock] = []
+    blocks: list[ReadBlock[S]] = []
     for table in Table:
         in_table = sorted((r for r in registers if r.table is table), key=lambda r: r.address)
         if in_table:
@@ -45,10 +59,10 @@ def _aligned_count(start: int, end: int, alignment: int) -> int:
     return math.ceil((end - start) / alignment) * alignment
 
 
-def _sweep(table: Table, ordered: Sequence[Register], transport: Transport) -> list[ReadBlock]:
+def _sweep[S: Span](table: Table, ordered: Sequence[S], transport: Transport) -> list[ReadBlock[S]]:
     limit, alignment = _limit(table, transport), transport.alignment
-    blocks: list[ReadBlock] = []
-    members: list[Register] = []
+    blocks: list[ReadBlock[S]] = []
+    members: list[S] = []
     start = end = 0
     for register in ordered:
         fits = _aligned_count(start, max(end, register.end), alignment) <= limit
@@ -68,14 +82,14 @@ def _limit(table: Table, transport: Transport) -> int:
     return 2000 if table is Table.COIL else transport.max_registers_per_read
 
 
-def _block(
-    table: Table, start: int, end: int, alignment: int, members: list[Register]
-) -> ReadBlock:
+def _block[S: Span](
+    table: Table, start: int, end: int, alignment: int, members: list[S]
+) -> ReadBlock[S]:
     count = end - start if table is Table.COIL else _aligned_count(start, end, alignment)
     return ReadBlock(table, start, count, tuple(members))
 
 
-def minimum_reads(registers: Iterable[Register], transport: Transport) -> int:
+def minimum_reads(registers: Iterable[Span], transport: Transport) -> int:
     """Lower bound on requests: per table, registers needed / max block, rounded up."""
     registers = list(registers)
     total = 0
