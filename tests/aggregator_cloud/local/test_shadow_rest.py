@@ -164,3 +164,9 @@ def test_publish_refuses_wildcards(cloud: Any) -> None:
 
 def test_an_invalid_thing_name_is_a_bad_request(cloud: Any) -> None:
     assert error_of(cloud.get_thing_shadow, thingName="no spaces")["status"] == 400
+
+
+def test_a_body_over_128_kb_is_too_large(cloud: Any, node: NodeCredentials) -> None:
+    body = payload({"state": {"reported": {"big": "x" * (130 * 1024)}}})
+    error = error_of(cloud.update_thing_shadow, thingName=node.node_id, payload=body)
+    assert (error["status"], error["code"]) == (413, "RequestEntityTooLargeException")
