@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fractal.protocol import (
     MAX_HORIZON,
@@ -66,14 +67,14 @@ non_neg_numbers = st.floats(0, 1e9, allow_nan=False)
 
 @st.composite
 def device_envelopes(draw: st.DrawFn, kind: DeviceKind) -> DeviceEnvelope:
-    candidates = {
+    candidates: dict[str, st.SearchStrategy[Any]] = {
         "max_charge_w": non_neg_watts,
         "max_discharge_w": non_neg_watts,
         "capacity_wh": non_neg_numbers,
         "power_max_w": non_neg_watts,
         "level_rate_max_m_per_h": st.floats(0, 10, allow_nan=False),
     }
-    fields = {
+    fields: dict[str, Any] = {
         name: draw(strategy | st.none())
         for name, strategy in candidates.items()
         if name in ENVELOPE_FIELDS_BY_KIND[kind]
@@ -121,7 +122,7 @@ def node_descriptors(draw: st.DrawFn) -> NodeDescriptor:
 
 
 @st.composite
-def readings(draw: st.DrawFn, seq: int, ts: datetime) -> dict[str, object]:
+def readings(draw: st.DrawFn, seq: int, ts: datetime) -> dict[str, Any]:
     """Fields shared by snapshots and batch samples."""
     device_readings = draw(
         st.dictionaries(

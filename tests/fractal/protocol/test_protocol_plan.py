@@ -10,9 +10,14 @@ from fractal.protocol import (
     PLAN_BUDGET,
     SHADOW_STATE_LIMIT,
     Command,
+    Device,
     DeviceKind,
     DevicePlan,
+    FlexDirection,
+    FlexibilityEvent,
+    LinkMode,
     Mode,
+    NodeDescriptor,
     Plan,
     PlanSource,
     Quantity,
@@ -20,6 +25,7 @@ from fractal.protocol import (
     Window,
     dump,
     parse,
+    parse_any,
     shadow_payload,
     shadow_size,
 )
@@ -138,3 +144,45 @@ def test_a_full_48_hour_home_plan_at_15_minutes_still_fits() -> None:
 def test_at_5_minute_steps_such_a_plan_is_refused_as_too_big() -> None:
     with pytest.raises(ValueError, match="over the 6144-byte limit"):
         full_home_plan(300, random.Random(2026))
+
+
+def test_a_flexibility_event_selects_nodes_whose_tags_include_its_group() -> None:
+    event = FlexibilityEvent(
+        id="ssen-1",
+        issued=ISSUED,
+        source="SSEN",
+        group={"feeder": "F12", "community": "Osney"},
+        direction=FlexDirection.DOWN,
+        power_w=50_000,
+        start=START,
+        end=START + timedelta(hours=1),
+    )
+    everyone = event.model_copy(update={"group": {}})
+
+    assert event.selects({"feeder": "F12", "community": "Osney", "street": "Elm Road"})
+    assert not event.selects({"feeder": "F12"})
+    assert not event.selects({"feeder": "F13", "community": "Osney"})
+    assert everyone.selects({})
+
+
+def test_parse_any_names_the_schemas_it_knows() -> None:
+    parsed = parse_any('{"schema": "fractal.recipe.v1"}')
+
+    assert not parsed.ok
+    assert [problem.path for problem in parsed.problems] == ["schema"]
+    assert "fractal.plan.v1" in parsed.problems[0].message
+    assert [p.path for p in parse_any("[]").problems] == ["schema"]
+
+
+def test_a_descriptor_finds_its_devices_by_id() -> None:
+    battery = Device(id="battery", kind=DeviceKind.BATTERY)
+    descriptor = NodeDescriptor(
+        node="home-17",
+        name="17 Elm Road",
+        software="0.1.0",
+        link=LinkMode.LOCAL,
+        devices=(battery,),
+    )
+
+    assert descriptor.device("battery") is battery
+    assert descriptor.device("ev") is None

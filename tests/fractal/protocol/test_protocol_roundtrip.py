@@ -17,6 +17,7 @@ from fractal.protocol import (
     dump,
     parse,
     parse_any,
+    shadow_payload,
     to_jsonable,
 )
 from hypothesis import given, settings
@@ -180,3 +181,21 @@ def test_missing_schema_is_a_problem_even_when_everything_else_is_right() -> Non
 
     assert not parsed.ok
     assert [problem.path for problem in parsed.problems] == ["schema"]
+
+
+def _depth(value: object) -> int:
+    """Levels of objects and arrays, as the shadow service counts them in a section."""
+    if isinstance(value, dict):
+        return 1 + max((_depth(child) for child in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(child) for child in value), default=0)
+    return 0
+
+
+@SETTINGS
+@given(documents)
+def test_shadow_sections_stay_within_six_levels_of_nesting(doc: Document) -> None:
+    state = json.loads(shadow_payload(doc))["state"]
+
+    for section in state.values():
+        assert _depth(section) <= 6

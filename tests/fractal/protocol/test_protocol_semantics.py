@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fractal.protocol import (
+    ACK_BUDGET,
     FlexibilityEvent,
     NodeDescriptor,
     Plan,
     PlanAck,
+    PlanStatus,
     Problem,
     TelemetryBatch,
     TelemetrySnapshot,
+    dump,
     parse,
+    shadow_size,
 )
 
 Raw = dict[str, Any]
@@ -491,3 +496,36 @@ def test_flexibility_event_must_end_after_it_starts() -> None:
     raw["power_w"] = 0
     raw["end"] = "2026-11-22T19:00:00Z"
     assert [p.path for p in problems_of(FlexibilityEvent, raw)] == ["power_w"]
+
+
+def test_a_fitted_ack_reports_what_fits_and_counts_the_rest() -> None:
+    problems = [
+        Problem(f"devices.battery.windows[{index}].value", "x" * 300) for index in range(40)
+    ]
+    ts = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+    ack = PlanAck.fitted(plan_id="p1", status=PlanStatus.REJECTED, ts=ts, issues=problems)
+
+    assert shadow_size(ack) <= ACK_BUDGET
+    assert ack.reason is not None
+    assert ack.reason.endswith(f"({40 - len(ack.issues)} more not listed)")
+    assert ack.issues[0].path == "devices.battery.windows[0].value"
+    assert len(ack.issues[0].message) == 200
+    assert parse(PlanAck, dump(ack)).document == ack
+
+
+def test_a_fitted_ack_for_a_plan_without_an_id_uses_the_first_problem_as_reason() -> None:
+    parsed = parse(Plan, b"not json")
+    ts = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+    ack = PlanAck.fitted(plan_id=None, status=PlanStatus.REJECTED, ts=ts, issues=parsed.problems)
+
+    assert ack.id is None
+    assert ack.reason == parsed.problems[0].message
+    assert [issue.path for issue in ack.issues] == [""]
+
+
+def test_only_a_rejection_may_leave_out_the_plan_id() -> None:
+    ts = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    with pytest.raises(ValueError, match="id: is required when the plan is accepted"):
+        PlanAck.fitted(plan_id=None, status=PlanStatus.ACCEPTED, ts=ts)

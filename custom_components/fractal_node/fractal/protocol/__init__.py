@@ -32,6 +32,7 @@ from .plan import (
     Expected,
     Plan,
     Setpoints,
+    Step,
     Tolerance,
     Window,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "Reading",
     "Record",
     "Setpoints",
+    "Step",
     "TelemetryBatch",
     "TelemetrySnapshot",
     "Tolerance",

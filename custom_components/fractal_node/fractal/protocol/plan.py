@@ -26,7 +26,9 @@ from .types import (
 )
 
 MAX_HORIZON = timedelta(hours=48)
-STEPS_S = (300, 600, 900, 1800, 3600)
+Step = Literal[300, 600, 900, 1800, 3600]
+"""Allowed slot lengths, seconds."""
+STEPS_S: tuple[Step, ...] = (300, 600, 900, 1800, 3600)
 MAX_SLOTS = int(MAX_HORIZON.total_seconds()) // STEPS_S[0]
 
 
@@ -220,7 +222,7 @@ class Plan(Document):
     node: NodeId
     issued: UtcDatetime
     start: UtcDatetime
-    step: Literal[300, 600, 900, 1800, 3600]
+    step: Step
     """Slot length, seconds."""
     slots: int = Field(ge=1, le=MAX_SLOTS)
     expiry: UtcDatetime
