@@ -248,6 +248,22 @@ class SqliteStore:
             value = row.fetchone()[0]
         return None if value is None else int(value)
 
+    def latest_samples(self) -> dict[str, dict[str, Any]]:
+        """Each node's newest stored sample (by seq): `ts`, `seq` and the FIELDS it has."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT node, seq, ts, {', '.join(FIELDS)} FROM samples "
+                "JOIN (SELECT node, max(seq) AS seq FROM samples GROUP BY node) USING (node, seq)"
+            ).fetchall()
+        return {
+            row["node"]: {
+                "seq": row["seq"],
+                "ts": datetime.fromisoformat(row["ts"]),
+                **{name: row[name] for name in FIELDS if row[name] is not None},
+            }
+            for row in rows
+        }
+
     def sample_count(self, node: str | None = None) -> int:
         with self._lock:
             if node is None:

@@ -140,3 +140,16 @@ def test_the_store_uses_a_write_ahead_log(store: SqliteStore) -> None:
     with sqlite3.connect(store.path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
+
+
+def test_latest_samples_are_each_nodes_highest_seq(store: SqliteStore) -> None:
+    store.add_samples("n1", samples(reading(1), reading(2, grid_w=-5.0)))
+    store.add_samples("n2", samples(reading(7, soc_pct=40)))
+
+    latest = store.latest_samples()
+
+    assert sorted(latest) == ["n1", "n2"]
+    assert (latest["n1"]["seq"], latest["n1"]["grid_w"]) == (2, -5.0)
+    assert latest["n1"]["ts"] == T0 + timedelta(seconds=20)
+    assert "soc_pct" not in latest["n1"]
+    assert latest["n2"]["soc_pct"] == 40
