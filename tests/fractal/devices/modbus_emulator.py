@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import sunspec2.device as sunspec_device
 from fractal.devices.regmap import Register, RegisterMap, Table
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.datastore.context import ModbusBaseSlaveContext
@@ -174,7 +175,7 @@ class _SerialServer(ModbusSerialServer):  # type: ignore[misc]
 class EmulatorServer:
     """A running pymodbus server (TCP, RTU over TCP, or serial) for some emulated units."""
 
-    def __init__(self, devices: dict[int, EmulatedDevice]) -> None:
+    def __init__(self, devices: dict[int, Any]) -> None:
         self.devices = devices
         self.context = _UnitsContext({u: d.image for u, d in devices.items()})
         self.server: Any = None
@@ -261,3 +262,49 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         while data := await reader.read(4096):
             writer.write(data)
             await writer.drain()
+
+
+class EmulatedSunSpec:
+    """A SunSpec device image generated from pysunspec2's model definitions.
+
+    `points` gives, per model id, point values in engineering units (scale factors applied by
+    pysunspec2); unset points hold the SunSpec "not implemented" value.
+    """
+
+    def __init__(self, points: dict[int, dict[str, Any]], base: int = 40000) -> None:
+        self.base = base
+        self.image = RegisterImage()
+        self.addresses: dict[int, int] = {}
+        self.models: dict[int, Any] = {}
+        address = base + 2
+        for model_id, values in points.items():
+            model = sunspec_device.Model(model_id)
+            model.ID.value, model.L.value = model_id, model.len - 2
+            self.models[model_id], self.addresses[model_id] = model, address
+            self._set(model_id, values)
+            address += model.len
+        self._store(base, [0x5375, 0x6E53])
+        self._store(address, [0xFFFF, 0])
+
+    def set(self, model_id: int, **values: Any) -> None:
+        """Script new point values; the next read returns them."""
+        self._set(model_id, values)
+
+    def _set(self, model_id: int, values: dict[str, Any]) -> None:
+        model = self.models[model_id]
+        for point in model.points.values():  # scale factors first: cvalue needs them
+            if point.pdef["type"] == "sunssf" and point.value is None:
+                point.value = 0
+        for name, value in values.items():
+            point = model.points[name]
+            if point.pdef["type"] in ("string", "enum16", "bitfield16", "sunssf"):
+                point.value = value
+            else:
+                point.cvalue = value
+        data = model.get_mb()
+        self._store(self.addresses[model_id], list(struct.unpack(f">{len(data) // 2}H", data)))
+
+    def _store(self, address: int, words: list[int]) -> None:
+        table = self.image.tables[Table.HOLDING]
+        for offset, word in enumerate(words):
+            table[address + offset] = word
