@@ -19,10 +19,17 @@ from tests.real_hass.harness import RealHass, running_hass
 
 @pytest.fixture(scope="module")
 def real_hass(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealHass]:
-    """Booted once per module: fresh config dir, fractal_node copied in, fully onboarded."""
+    """Booted once per module: fresh config dir, fractal_node copied in, fully onboarded.
+
+    After the module, hass must stop cleanly on SIGTERM with nothing logged against the
+    integration while it unloads.
+    """
     pytest_socket.enable_socket()
     with running_hass(tmp_path_factory.mktemp("real_hass") / "config") as hass:
         yield hass
+    assert hass.process.returncode == 0, f"hass exited with {hass.process.returncode}"
+    problems = hass.log_problems("fractal_node")
+    assert not problems, "\n\n".join(record.text for record in problems)
 
 
 @pytest.fixture(autouse=True)
