@@ -73,6 +73,7 @@ class Configuration:
     has_ev: bool
     ev_efficiency: float
     export_stored_grid_energy: bool  # False: export only PV energy (a flat export tariff)
+    soft_soc_band: bool  # the start is outside the SoC band: slack instead of column bounds
 
 
 @dataclass(frozen=True)
@@ -121,21 +122,16 @@ class Solution:
     notes: list[str] = field(default_factory=list)
 
 
-_BLOCKS = (
-    "imp",
-    "exp",
-    "ch",
-    "dis",
-    "pv",
-    "soc",
-    "ev",
-    "shed",
-    "under",
-    "over",
-    "ch_pv",
-    "dis_green",
-    "green",
-)
+def column_blocks(config: Configuration) -> tuple[str, ...]:
+    """The per-slot variable blocks this configuration needs, in column order."""
+    blocks = ["imp", "exp", "ch", "dis", "pv", "soc", "shed"]
+    if config.has_ev:
+        blocks.append("ev")
+    if config.soft_soc_band:
+        blocks += ["under", "over"]
+    if not config.export_stored_grid_energy:
+        blocks += ["ch_pv", "dis_green", "green"]
+    return tuple(blocks)
 
 
 class HomeModel:
@@ -145,10 +141,12 @@ class HomeModel:
         self.config = config
         self.time_limit_s = time_limit_s
         n = config.slots
+        self._blocks = column_blocks(config)
         self._col = {
-            name: np.arange(i * n, (i + 1) * n, dtype=np.int32) for i, name in enumerate(_BLOCKS)
+            name: np.arange(i * n, (i + 1) * n, dtype=np.int32)
+            for i, name in enumerate(self._blocks)
         }
-        self._ev_short = len(_BLOCKS) * n
+        self._ev_short = len(self._blocks) * n
         self._terminal_short = self._ev_short + 1
         self.num_cols = self._terminal_short + 1
         # highspy's stubs are partial; the calls used here are covered by the tests.
@@ -168,7 +166,7 @@ class HomeModel:
         self._row = rows.named
         # pv + dis + imp + shed - ch - ev - exp = load
         sources = [(col[name], 1.0) for name in ("pv", "dis", "imp", "shed")]
-        sinks = [(col[name], -1.0) for name in ("ch", "ev", "exp")]
+        sinks = [(col[name], -1.0) for name in ("ch", "ev", "exp") if name in col]
         rows.add("balance", n, sources + sinks)
         # soc[t] - soc[t-1] - eta_c dt ch + dt / eta_d dis = 0 (= soc0 for t = 0)
         rows.add(
@@ -190,8 +188,9 @@ class HomeModel:
             rows.add(
                 "time_share", n, [(col["ch"], 1 / c.charge_kw), (col["dis"], 1 / c.discharge_kw)]
             )
-        rows.add("soc_min", n, [(col["soc"], 1), (col["under"], 1)])
-        rows.add("soc_max", n, [(col["soc"], 1), (col["over"], -1)])
+        if c.soft_soc_band:
+            rows.add("soc_min", n, [(col["soc"], 1), (col["under"], 1)])
+            rows.add("soc_max", n, [(col["soc"], 1), (col["over"], -1)])
         rows.add("terminal", 1, [(col["soc"][-1:], 1), (_one(self._terminal_short), 1)])
         if c.has_ev:
             rows.add("ev_energy", 1, [(col["ev"], c.ev_efficiency * dt), (_one(self._ev_short), 1)])
@@ -256,8 +255,7 @@ class HomeModel:
 
     def _load(self, data: HomeData) -> None:
         c, n, dt, inf = self.config, self.config.slots, self.config.step_hours, highspy.kHighsInf
-        green = 0.0 if c.export_stored_grid_energy else 1.0
-        cost: dict[str, Vector] = dict.fromkeys(_BLOCKS, np.zeros(n))
+        cost: dict[str, Vector] = dict.fromkeys(self._blocks, np.zeros(n))
         cost |= {
             "imp": data.import_cost * dt,
             "exp": -data.export_value * dt,
@@ -272,23 +270,24 @@ class HomeModel:
             "ch": np.full(n, c.charge_kw),
             "dis": np.full(n, c.discharge_kw),
             "pv": data.pv_kw,
-            "soc": np.full(n, data.capacity_kwh),
-            "ev": data.ev_max_kw if c.has_ev else np.zeros(n),
+            "soc": np.full(n, data.capacity_kwh if c.soft_soc_band else data.soc_max_kwh),
+            "ev": data.ev_max_kw,
             "shed": data.load_kw,
             "under": np.full(n, inf),
             "over": np.full(n, inf),
-            "ch_pv": np.full(n, c.charge_kw * green),
-            "dis_green": np.full(n, c.discharge_kw * green),
-            "green": np.full(n, data.capacity_kwh * green),
+            "ch_pv": np.full(n, c.charge_kw),
+            "dis_green": np.full(n, c.discharge_kw),
+            "green": np.full(n, data.capacity_kwh),
         }
         all_cost = np.concatenate(
-            [*(cost[b] for b in _BLOCKS), [EV_SHORT_PENALTY, TERMINAL_PENALTY]]
+            [*(cost[b] for b in self._blocks), [EV_SHORT_PENALTY, TERMINAL_PENALTY]]
         )
-        all_upper = np.concatenate([*(upper[b] for b in _BLOCKS), [data.ev_energy_kwh, inf]])
+        all_upper = np.concatenate([*(upper[b] for b in self._blocks), [data.ev_energy_kwh, inf]])
+        all_lower = np.zeros(self.num_cols)
+        if not c.soft_soc_band:  # the start is inside the band: keep to it as plain bounds
+            all_lower[self._col["soc"]] = data.soc_min_kwh
         self._highs.changeColsCost(self.num_cols, self._all_cols, all_cost)
-        self._highs.changeColsBounds(
-            self.num_cols, self._all_cols, np.zeros(self.num_cols), all_upper
-        )
+        self._highs.changeColsBounds(self.num_cols, self._all_cols, all_lower, all_upper)
         self._highs.changeRowsBounds(self.num_rows, self._all_rows, *self._row_bounds(data))
 
     def _row_bounds(self, data: HomeData) -> tuple[Vector, Vector]:
@@ -305,8 +304,9 @@ class HomeModel:
             upper[r[name]] = 0.0
         if "time_share" in r:
             upper[r["time_share"]] = 1.0
-        lower[r["soc_min"]] = data.soc_min_kwh
-        upper[r["soc_max"]] = data.soc_max_kwh
+        if "soc_min" in r:
+            lower[r["soc_min"]] = data.soc_min_kwh
+            upper[r["soc_max"]] = data.soc_max_kwh
         lower[r["terminal"]] = data.terminal_soc_min_kwh
         if "ev_energy" in r:
             lower[r["ev_energy"]] = data.ev_energy_kwh
@@ -356,7 +356,11 @@ class HomeModel:
         values = np.asarray(self._highs.allVariableValues(), dtype=np.float64)
         if values.size != self.num_cols:
             values = np.zeros(self.num_cols)
-        parts = {name: np.clip(values[self._col[name]], 0.0, None) for name in _BLOCKS}
+        zeros = np.zeros(self.config.slots)
+        parts = {
+            name: np.clip(values[self._col[name]], 0.0, None) if name in self._col else zeros
+            for name in ("imp", "exp", "ch", "dis", "pv", "ev", "shed", "under", "over")
+        }
         return Solution(
             imp=parts["imp"],
             exp=parts["exp"],

@@ -114,6 +114,7 @@ def configuration(scenario: Scenario, home: Home) -> Configuration:
         has_ev=ev is not None,
         ev_efficiency=ev.efficiency if ev else 1.0,
         export_stored_grid_energy=home.grid.export_stored_grid_energy,
+        soft_soc_band=not battery.soc_min_kwh <= battery.soc_kwh <= battery.soc_max,
     )
 
 
