@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from pathlib import Path
 
 import pytest
 from fractal.protocol import (
     BY_SCHEMA,
     DOCUMENT_TYPES,
-    Document,
     PlanAck,
     dump,
     parse,
@@ -21,10 +19,8 @@ from fractal.protocol import (
 )
 from fractal.protocol.schemas import json_schemas, main
 
+from tests.fractal.protocol.protocol_examples import DOCS, EXAMPLES, example
 from tests.fractal.protocol.protocol_strategies import full_home_plan
-
-DOCS = Path(__file__).parents[3] / "docs"
-JSON_BLOCK = re.compile(r"```json\n(.*?)```", re.DOTALL)
 
 
 def test_committed_schemas_are_generated_from_the_models() -> None:
@@ -46,31 +42,6 @@ def test_schema_command_writes_one_file_per_document(tmp_path: Path) -> None:
     assert plan_schema["properties"]["schema"]["const"] == "fractal.plan.v1"
     assert plan_schema["additionalProperties"] is False
     assert main([]) == 2
-
-
-def _documents_in(block: dict[str, object]) -> list[tuple[str, object]]:
-    """A document, or the documents inside a shadow payload `{"state": {section: {key: doc}}}`."""
-    if "state" not in block:
-        return [("", block)]
-    state = block["state"]
-    assert isinstance(state, dict)
-    return [
-        (f"state.{section}.{key}", document)
-        for section, documents in state.items()
-        for key, document in documents.items()
-    ]
-
-
-def _examples() -> list[tuple[str, object]]:
-    text = (DOCS / "protocol.md").read_text("utf-8")
-    found = []
-    for number, block in enumerate(JSON_BLOCK.findall(text)):
-        for where, document in _documents_in(json.loads(block)):
-            found.append((f"example {number} {where}".strip(), document))
-    return found
-
-
-EXAMPLES = _examples()
 
 
 @pytest.mark.parametrize(("where", "document"), EXAMPLES, ids=[where for where, _ in EXAMPLES])
@@ -96,8 +67,9 @@ def test_the_docs_state_the_measured_plan_size() -> None:
 
 
 def test_replacing_a_plan_deletes_what_the_new_one_lacks() -> None:
-    old = json.loads(dump(_example(PlanAck, "rejected")))
-    new = _example(PlanAck, "executing")
+    old = example("fractal.plan_ack.v1", status="rejected")
+    new = parse(PlanAck, example("fractal.plan_ack.v1", status="executing")).document
+    assert new is not None
 
     payload = json.loads(replacing_payload(new, old))
     ack = payload["state"]["reported"]["plan"]
@@ -106,12 +78,3 @@ def test_replacing_a_plan_deletes_what_the_new_one_lacks() -> None:
     assert ack["status"] == "executing"
     assert {key: value for key, value in ack.items() if value is not None} == json.loads(dump(new))
     assert replacing_payload(new, None) == shadow_payload(new)
-
-
-def _example(model: type[Document], status: str) -> PlanAck:
-    for _, document in EXAMPLES:
-        if isinstance(document, dict) and document.get("status") == status:
-            parsed = parse(PlanAck, document)
-            assert parsed.document is not None
-            return parsed.document
-    raise AssertionError(f"no {status} ack in the docs")

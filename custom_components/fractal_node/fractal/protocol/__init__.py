@@ -20,6 +20,7 @@ from .base import (
     shadow_size,
     to_jsonable,
 )
+from .compat import compatibility_problems
 from .flex import FlexibilityEvent
 from .node import Device, DeviceEnvelope, NodeDescriptor, NodeEnvelope
 from .parsing import BY_SCHEMA, DOCUMENT_TYPES, Parsed, parse, parse_any
@@ -99,6 +100,7 @@ __all__ = [
     "Tolerance",
     "Trajectory",
     "Window",
+    "compatibility_problems",
     "dump",
     "parse",
     "parse_any",
