@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import socket
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,12 +95,31 @@ async def serve(settings: ServeSettings, stop: asyncio.Event) -> None:
     broker = Broker(
         BrokerSettings(layout.broker_dir, settings.host, mqtt_port, local_port), authority
     )
-    broker.start()
-    store = ShadowStore(layout.shadows_db)
-    connection = BrokerConnection(
-        local_port, service_tls_context(layout.ca_dir / "ca.pem", certificate, key)
-    )
-    service = ShadowService(store, connection.publish)
+    with contextlib.ExitStack() as cleanup:
+        broker.start()
+        cleanup.callback(broker.stop)
+        store = ShadowStore(layout.shadows_db)
+        cleanup.callback(store.close)
+        cleanup.callback(layout.runtime_file.unlink, missing_ok=True)
+        tls = service_tls_context(layout.ca_dir / "ca.pem", certificate, key)
+        connection = BrokerConnection(local_port, tls)
+        service = ShadowService(store, connection.publish)
+
+        def announce(http_port: int) -> None:
+            ports = {"mqtt": mqtt_port, "local_mqtt": local_port, "http": http_port}
+            _announce(layout, settings, ports)
+
+        await _serve_shadows(service, connection, settings, stop, announce)
+
+
+async def _serve_shadows(
+    service: ShadowService,
+    connection: BrokerConnection,
+    settings: ServeSettings,
+    stop: asyncio.Event,
+    announce: Callable[[int], None],
+) -> None:
+    """The MQTT front, then the REST front; ``announce(http_port)`` once both are up."""
     runner = web.AppRunner(build_app(service))
     subscribed = asyncio.Event()
     mqtt_task = asyncio.create_task(connection.serve(service, subscribed.set))
@@ -108,19 +127,13 @@ async def serve(settings: ServeSettings, stop: asyncio.Event) -> None:
         await _first(subscribed.wait(), mqtt_task)
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
-        http_port = runner.addresses[0][1]
-        _announce(
-            layout, settings, {"mqtt": mqtt_port, "local_mqtt": local_port, "http": http_port}
-        )
+        announce(runner.addresses[0][1])
         await _first(stop.wait(), mqtt_task)
     finally:
         await runner.cleanup()
         mqtt_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await mqtt_task
-        store.close()
-        broker.stop()
-        layout.runtime_file.unlink(missing_ok=True)
 
 
 async def _first(awaitable: Coroutine[Any, Any, object], task: asyncio.Task[None]) -> None:
