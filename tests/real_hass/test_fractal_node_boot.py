@@ -3,7 +3,7 @@
 One boot per module (the ``real_hass`` fixture). Everything goes through the endpoints the
 frontend uses: onboarding, the config-flow API, the config-entries API, /api/states and the
 entity registry over the websocket. Tests run in file order; the log check comes last so it
-covers every flow above it.
+covers every flow above it, and the fixture checks the log again after shutdown.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from tests.real_hass.harness import (
     CUSTOM_COMPONENTS,
     HassClient,
     RealHass,
+    Response,
     free_port,
     onboarding_steps,
 )
@@ -30,7 +31,7 @@ NODE_SENSORS = {"link_status", "plan_status", "last_telemetry", *POWER_SENSORS}
 LINK_STATES = {"standalone", "connecting", "connected", "disconnected", "error"}
 
 
-def _ok(response: Any) -> dict[str, Any]:
+def _ok(response: Response) -> dict[str, Any]:
     assert response.status == 200, f"HTTP {response.status}: {response.body!r}"
     body: dict[str, Any] = response.body
     return body
