@@ -41,7 +41,7 @@ install_python_packages() {
     return 0
   fi
   .venv/bin/python -m pip install -q --upgrade pip uv
-  .venv/bin/uv pip install -q --python .venv/bin/python -e '.[test]'
+  .venv/bin/uv pip install -q --compile-bytecode --python .venv/bin/python -e '.[test]'
   touch "$stamp"
 }
 
