@@ -271,7 +271,7 @@ class EmulatedSunSpec:
     pysunspec2); unset points hold the SunSpec "not implemented" value.
     """
 
-    def __init__(self, points: dict[int, dict[str, Any]], base: int = 40000) -> None:
+    def __init__(self, points: dict[int, dict[str, object]], base: int = 40000) -> None:
         self.base = base
         self.image = RegisterImage()
         self.addresses: dict[int, int] = {}
@@ -290,7 +290,7 @@ class EmulatedSunSpec:
         """Script new point values; the next read returns them."""
         self._set(model_id, values)
 
-    def _set(self, model_id: int, values: dict[str, Any]) -> None:
+    def _set(self, model_id: int, values: dict[str, object]) -> None:
         model = self.models[model_id]
         for point in model.points.values():  # scale factors first: cvalue needs them
             if point.pdef["type"] == "sunssf" and point.value is None:
