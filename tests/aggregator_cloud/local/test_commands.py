@@ -61,3 +61,15 @@ def test_serve_refuses_to_expose_the_unsigned_rest_api(
     assert status == 1
     assert "refusing to serve the iot-data REST API on 0.0.0.0" in capsys.readouterr().err
     assert not data.exists()
+
+
+@pytest.mark.enable_socket  # serve probes for a free loopback port before it fails
+def test_serve_explains_a_data_dir_the_broker_cannot_reach(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pytest's tmp_path sits in a 0700 directory: the broker user (we run as root) cannot enter."""
+    status = main(["serve", "--data-dir", str(tmp_path / "data"), "--mqtt-port", "0"])
+    error = capsys.readouterr().err
+    assert status == 1
+    assert "mosquitto runs as the user 'mosquitto' and cannot reach" in error
+    assert not (tmp_path / "data" / "runtime.json").exists()
