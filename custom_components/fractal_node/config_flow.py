@@ -147,10 +147,14 @@ class FractalNodeConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
     async def async_step_local(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        return await self._async_step_link_settings("local", LOCAL_SCHEMA, user_input)
+        return await self._async_step_link_settings(
+            step_id="local", schema=LOCAL_SCHEMA, user_input=user_input
+        )
 
     async def async_step_aws(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        return await self._async_step_link_settings("aws", AWS_SCHEMA, user_input)
+        return await self._async_step_link_settings(
+            step_id="aws", schema=AWS_SCHEMA, user_input=user_input
+        )
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
@@ -206,7 +210,7 @@ class FractalNodeConfigFlow(ConfigFlow, domain=DOMAIN):
         return self._async_finish({})
 
     async def _async_step_link_settings(
-        self, step_id: str, schema: vol.Schema, user_input: dict[str, Any] | None
+        self, *, step_id: str, schema: vol.Schema, user_input: dict[str, Any] | None
     ) -> ConfigFlowResult:
         link = LinkMode(step_id)
         errors: dict[str, str] = {}
