@@ -251,3 +251,36 @@ def test_a_client_token_over_64_bytes_is_rejected_with_400(
     topic, answer = raw_update(aggregator, node, payload)
     assert topic.endswith("/update/rejected")
     assert (answer["code"], answer["message"]) == (400, "Invalid clientToken")
+
+
+def test_a_plan_written_by_the_aggregator_reaches_the_node_as_named_shadow_documents(
+    aggregator: LocalAggregator, node: NodeCredentials
+) -> None:
+    """The production path: desired.plan on the named shadow "plan", read from update/documents."""
+    thing = node.node_id
+    plan = {"id": "p-1", "slots": [{"mode": "charge", "w": 2000}, {"mode": "hold"}]}
+    with mqtt5_client(aggregator, node) as (client, _):
+        shadow = shadow_client_v2(client)
+        documents = open_stream(
+            shadow.create_named_shadow_updated_stream,
+            iotshadow.NamedShadowUpdatedSubscriptionRequest(thing_name=thing, shadow_name="plan"),
+        )
+        iot_data(aggregator).update_thing_shadow(
+            thingName=thing,
+            shadowName="plan",
+            payload=json.dumps({"state": {"desired": {"plan": plan}}}),
+        )
+        received = documents.next_event()
+        ack = iotshadow.UpdateNamedShadowRequest(
+            thing_name=thing,
+            shadow_name="plan",
+            state=iotshadow.ShadowState(reported={"plan": {"id": "p-1", "status": "accepted"}}),
+        )
+        acknowledged = shadow.update_named_shadow(ack).result(TIMEOUT)
+    assert received.current.state.desired == {"plan": plan}
+    assert received.current.version == 1
+    assert acknowledged.version == 2
+    stored = json.loads(
+        iot_data(aggregator).get_thing_shadow(thingName=thing, shadowName="plan")["payload"].read()
+    )
+    assert stored["state"]["reported"] == {"plan": {"id": "p-1", "status": "accepted"}}
