@@ -306,15 +306,15 @@ class SqliteStore:
     ) -> pd.DataFrame:
         """A node's telemetry resampled to `step`: the same columns as a group's."""
         samples = self._sample_rows("node = ?", (node,), start, end)
-        return group_totals(samples, step, self._capacities([node]))
+        record = self.node(node)
+        return group_totals(samples, step, _capacities([record] if record else []))
 
     def group_telemetry(
         self, key: str, value: str, start: datetime, end: datetime, step: timedelta
     ) -> pd.DataFrame:
         """The tag group `key=value` as one node: its members' telemetry summed per `step`."""
         samples = self.tag_samples(key, value, start, end)
-        members = [record.node for record in self.nodes(tag=(key, value))]
-        return group_totals(samples, step, self._capacities(members))
+        return group_totals(samples, step, _capacities(self.nodes(tag=(key, value))))
 
     def _sample_rows(
         self,
@@ -343,21 +343,20 @@ class SqliteStore:
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="ISO8601")
         return frame.astype({"seq": "int64", **dict.fromkeys(FIELDS, "float64")})
 
-    def _capacities(self, nodes: Sequence[str]) -> dict[str, float]:
-        """Battery capacity per node (Wh), for nodes whose descriptor states one."""
-        capacities: dict[str, float] = {}
-        for node in nodes:
-            record = self.node(node)
-            if record is None or record.descriptor is None:
-                continue
-            total = sum(
-                device.get("envelope", {}).get("capacity_wh", 0.0)
-                for device in record.descriptor.get("devices", [])
-                if device.get("kind") == "battery"
-            )
-            if total > 0:
-                capacities[node] = float(total)
-        return capacities
+
+def _capacities(records: Sequence[NodeRecord]) -> dict[str, float]:
+    """Battery capacity per node (Wh), for nodes whose descriptor states one."""
+    capacities: dict[str, float] = {}
+    for record in records:
+        devices = (record.descriptor or {}).get("devices", [])
+        total = sum(
+            device.get("envelope", {}).get("capacity_wh", 0.0)
+            for device in devices
+            if device.get("kind") == "battery"
+        )
+        if total > 0:
+            capacities[record.node] = float(total)
+    return capacities
 
 
 def _sample_row(node: str, sample: Reading) -> tuple[Any, ...]:
