@@ -5,7 +5,7 @@ Everything lives in the data directory and survives restarts::
     DATA/ca/            the certificate authority (0700; ca.key 0600)
     DATA/mosquitto/     generated mosquitto.conf, acl, broker certificate, mosquitto.log
     DATA/service/       the shadow service's client certificate (0700)
-    DATA/shadows.sqlite3
+    DATA/shadows.sqlite3 (0600)
     DATA/runtime.json   where the running services listen (for local tools)
 """
 
@@ -87,7 +87,8 @@ async def serve(settings: ServeSettings, stop: asyncio.Event) -> None:
     """Run broker and shadow service until ``stop`` is set; print one line once ready."""
     check_loopback(settings.http_host)
     layout = DataLayout(settings.data_dir)
-    layout.root.mkdir(parents=True, exist_ok=True)
+    # Traversable (for the broker user) but not listable by others.
+    layout.root.mkdir(mode=0o711, parents=True, exist_ok=True)
     authority = CertificateAuthority.open(layout.ca_dir)
     certificate, key = _service_credentials(layout, authority)
     local_port = free_port()
@@ -100,6 +101,7 @@ async def serve(settings: ServeSettings, stop: asyncio.Event) -> None:
         cleanup.callback(broker.stop)
         store = ShadowStore(layout.shadows_db)
         cleanup.callback(store.close)
+        layout.shadows_db.chmod(0o600)  # households' data: owner only
         cleanup.callback(layout.runtime_file.unlink, missing_ok=True)
         tls = service_tls_context(layout.ca_dir / "ca.pem", certificate, key)
         connection = BrokerConnection(local_port, tls)

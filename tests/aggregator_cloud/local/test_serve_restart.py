@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import stat
 
 import pytest
 from awsiot import iotshadow
@@ -51,6 +52,8 @@ def test_serve_restarts_with_its_data_and_stops_cleanly() -> None:
             .get_thing_shadow(thingName=node.node_id, shadowName="plan")["payload"]
             .read()
         )
+        assert stat.S_IMODE(aggregator.data_dir.stat().st_mode) == 0o711
+        assert stat.S_IMODE((aggregator.data_dir / "shadows.sqlite3").stat().st_mode) == 0o600
         ports = (aggregator.mqtt_port, aggregator.http_port)
         status = aggregator.stop()
         assert status == 0
