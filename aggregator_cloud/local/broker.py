@@ -241,6 +241,16 @@ class Broker:
         self.stop()
         raise BrokerError(f"mosquitto did not start within {START_TIMEOUT_SECONDS:.0f} s")
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "the broker is not running"
+        return self._process.pid
+
+    def wait(self) -> int:
+        """Block until mosquitto exits (however it ends); return its exit status."""
+        process = self._process
+        return 0 if process is None else process.wait()
+
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:

@@ -9,6 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+from aiomqtt import MqttError
+
 from .broker import BrokerError
 from .ca import CertificateAuthority, InvalidNodeId, write_private
 from .runtime import DataLayout, ServeSettings, serve
@@ -52,7 +54,7 @@ def run_serve(args: argparse.Namespace) -> int:
     )
     try:
         asyncio.run(_serve_until_signalled(settings))
-    except (BrokerError, NotLoopback, OSError) as error:
+    except (BrokerError, NotLoopback, OSError, MqttError) as error:
         print(f"fractal-aggregator serve: {error}", file=sys.stderr)
         return 1
     return 0

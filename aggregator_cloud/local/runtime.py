@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .broker import Broker, BrokerSettings
+from .broker import Broker, BrokerError, BrokerSettings
 from .ca import CertificateAuthority, write_private
 from .shadow.rest import build_app, check_loopback
 from .shadow.service import BrokerConnection, ShadowService, service_tls_context
@@ -109,48 +110,70 @@ async def serve(settings: ServeSettings, stop: asyncio.Event) -> None:
 
         def announce(http_port: int) -> None:
             ports = {"mqtt": mqtt_port, "local_mqtt": local_port, "http": http_port}
-            _announce(layout, settings, ports)
+            _announce(layout, settings, ports, broker.pid)
 
-        await _serve_shadows(service, connection, settings, stop, announce)
+        await _serve_shadows(
+            service, connection, broker, settings=settings, stop=stop, announce=announce
+        )
 
 
 async def _serve_shadows(
     service: ShadowService,
     connection: BrokerConnection,
+    broker: Broker,
+    *,
     settings: ServeSettings,
     stop: asyncio.Event,
     announce: Callable[[int], None],
 ) -> None:
-    """The MQTT front, then the REST front; ``announce(http_port)`` once both are up."""
+    """The MQTT front, then the REST front; ``announce(http_port)`` once both are up.
+
+    Ends with an error as soon as the broker or the MQTT front dies: a supervisor restarts us.
+    """
     runner = web.AppRunner(build_app(service))
     subscribed = asyncio.Event()
-    mqtt_task = asyncio.create_task(connection.serve(service, subscribed.set))
+    critical = (
+        asyncio.create_task(connection.serve(service, subscribed.set)),
+        asyncio.create_task(_broker_exit(broker)),
+    )
     try:
-        await _first(subscribed.wait(), mqtt_task)
+        await _first(subscribed.wait(), critical)
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
         announce(runner.addresses[0][1])
-        await _first(stop.wait(), mqtt_task)
+        await _first(stop.wait(), critical)
     finally:
         await runner.cleanup()
-        mqtt_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await mqtt_task
+        for task in critical:
+            task.cancel()
+        await asyncio.gather(*critical, return_exceptions=True)
 
 
-async def _first(awaitable: Coroutine[Any, Any, object], task: asyncio.Task[None]) -> None:
-    """Wait for ``awaitable``, but fail at once if ``task`` (the MQTT front) dies first."""
+async def _broker_exit(broker: Broker) -> None:
+    status = await asyncio.to_thread(broker.wait)
+    raise BrokerError(f"mosquitto exited unexpectedly (status {status}), see {broker.log_path}")
+
+
+async def _first(
+    awaitable: Coroutine[Any, Any, object], critical: tuple[asyncio.Task[None], ...]
+) -> None:
+    """Wait for ``awaitable``, but fail at once if a critical task ends first."""
     waiter = asyncio.ensure_future(awaitable)
-    done, _ = await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        waiter.cancel()
-        task.result()
-        raise RuntimeError("the shadow service stopped unexpectedly")
+    done, _ = await asyncio.wait({waiter, *critical}, return_when=asyncio.FIRST_COMPLETED)
+    for task in critical:
+        if task in done:
+            waiter.cancel()
+            task.result()
+            raise RuntimeError("the shadow service stopped unexpectedly")
 
 
-def _announce(layout: DataLayout, settings: ServeSettings, ports: dict[str, int]) -> None:
+def _announce(
+    layout: DataLayout, settings: ServeSettings, ports: dict[str, int], broker_pid: int
+) -> None:
     """Say where everything listens: ``DATA/runtime.json`` and one line on stdout."""
     runtime = {
+        "pid": os.getpid(),
+        "broker_pid": broker_pid,
         "mqtt": {"host": settings.host, "port": ports["mqtt"]},
         "local_mqtt": {"host": "127.0.0.1", "port": ports["local_mqtt"]},
         "http": {"host": settings.http_host, "port": ports["http"]},

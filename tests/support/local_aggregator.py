@@ -120,6 +120,13 @@ class LocalAggregator:
             process.communicate()
         return process.returncode
 
+    def wait(self, timeout: float) -> int:
+        """Wait for `serve` to exit by itself; return its exit status."""
+        assert self._process is not None
+        process, self._process = self._process, None
+        process.communicate(timeout=timeout)
+        return process.returncode
+
     def restart(self) -> None:
         self.stop()
         self.start()
