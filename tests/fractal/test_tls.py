@@ -21,6 +21,7 @@ from tests.support.certificates import (
     foreign_ca,
     make_ca,
     mismatched_key_pem,
+    new_private_key,
     now_utc,
 )
 
@@ -235,3 +236,20 @@ def test_loaders_never_raise_on_binary_junk() -> None:
     junk = "\udcff\x00-----BEGIN CERTIFICATE-----"
     assert load_certificates(junk) == []
     assert load_private_key(junk) is None
+
+
+def test_an_old_root_without_basic_constraints_is_still_a_ca() -> None:
+    key = new_private_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Old Root")])
+    root = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    old_root = CertificateAuthority(root, key)
+    assert check(old_root) == {}
