@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import string
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,14 +47,20 @@ from hypothesis import strategies as st
 EXAMPLE_ISSUED = datetime(2026, 11, 22, 9, 55, tzinfo=UTC)
 EXAMPLE_START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
-node_ids = st.from_regex(r"\A[a-zA-Z0-9:_-]{1,128}\Z")
-device_ids = st.from_regex(r"\A[a-zA-Z0-9_-]{1,32}\Z")
-document_ids = st.from_regex(r"\A[a-zA-Z0-9._:-]{1,64}\Z")
+# Plain alphabets rather than st.from_regex: the same sets of strings, generated much faster.
+ALNUM = string.ascii_letters + string.digits
+node_ids = st.text(ALNUM + ":_-", min_size=1, max_size=128)
+device_ids = st.text(ALNUM + "_-", min_size=1, max_size=32)
+document_ids = st.text(ALNUM + "._:-", min_size=1, max_size=64)
+lower_names = st.builds(
+    str.__add__,
+    st.sampled_from(string.ascii_lowercase),
+    st.text(string.ascii_lowercase + string.digits + "_", max_size=31),
+)
+"""Tag keys and metric names: `^[a-z][a-z0-9_]{0,31}$`."""
 short_texts = st.text(min_size=1, max_size=64)
 texts = st.text(min_size=1, max_size=256)
-tag_dicts = st.dictionaries(
-    st.from_regex(r"\A[a-z][a-z0-9_]{0,31}\Z"), st.text(min_size=1, max_size=64), max_size=4
-)
+tag_dicts = st.dictionaries(lower_names, st.text(min_size=1, max_size=64), max_size=4)
 timestamps = st.datetimes(
     min_value=datetime(2020, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
 )
@@ -111,7 +118,7 @@ def node_descriptors(draw: st.DrawFn) -> NodeDescriptor:
         node=draw(node_ids),
         name=draw(short_texts),
         tags=draw(tag_dicts),
-        software=draw(st.from_regex(r"\A[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}\Z")),
+        software=".".join(str(part) for part in draw(st.tuples(*[st.integers(0, 99)] * 3))),
         link=draw(st.sampled_from(LinkMode)),
         devices=tuple(draw(devices(device_id)) for device_id in ids),
         envelope=NodeEnvelope(
@@ -128,7 +135,7 @@ def readings(draw: st.DrawFn, seq: int, ts: datetime) -> dict[str, Any]:
         st.dictionaries(
             device_ids,
             st.dictionaries(
-                st.from_regex(r"\A[a-z][a-z0-9_]{0,31}\Z"),
+                lower_names,
                 st.floats(allow_nan=False, allow_infinity=False),
                 max_size=3,
             ),
