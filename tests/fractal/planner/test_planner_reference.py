@@ -69,6 +69,30 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
             "max_kw": max_kw,
             "efficiency": 0.9,
         }
+    if draw(st.booleans()):
+        power_kw = draw(st.floats(0.5, 3.0))
+        tank_kwh = draw(st.floats(1.0, 10.0))
+        home["immersion"] = {
+            "power_kw": power_kw,
+            "tank_kwh": tank_kwh,
+            "store_kwh": draw(st.floats(0.0, 1.0)) * tank_kwh,
+            "loss_per_hour": draw(st.floats(0.0, 0.05)),
+            # Never more than the heater gives in the same slot: hard limits hold.
+            "demand_kw": draw(st.lists(st.floats(0.0, power_kw), min_size=slots, max_size=slots)),
+        }
+    if draw(st.booleans()):
+        level_min = draw(st.floats(5.0, 10.0))
+        level_max = level_min + draw(st.floats(0.05, 1.0))
+        home["hydro"] = {
+            "level_m": level_min + draw(st.floats(0.0, 1.0)) * (level_max - level_min),
+            "level_min_m": level_min,
+            "level_max_m": level_max,
+            "rate_max_m_per_h": draw(st.floats(0.01, 0.5)),
+            "pond_area_m2": draw(st.floats(500.0, 20_000.0)),
+            "inflow_m3s": draw(st.lists(st.floats(0.0, 2.0), min_size=slots, max_size=slots)),
+            "flow_max_m3s": draw(st.floats(0.1, 2.0)),
+            "kw_per_m3s": draw(st.floats(5.0, 100.0)),
+        }
     return {"start": START, "step_seconds": step, "homes": [home]}
 
 

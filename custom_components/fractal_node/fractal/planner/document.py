@@ -4,7 +4,9 @@ The battery gets mode windows where they are shorter than per-slot set-points (a
 mostly sits at limits, so runs of equal power are common) and per-slot ``battery_w``
 otherwise; whichever is smaller keeps a 48 h plan inside the 8 KB shadow budget. The EV gets
 ``ev_current_a`` per slot. Expected trajectories: ``soc_pct`` (end of slot), ``grid_w``,
-``pv_w`` (PV used) and ``load_w``.
+``pv_w`` (PV used) and ``load_w``. The immersion heater gets ``immersion_on`` per slot (on
+where any heat is planned; the node stops once the slot's planned energy is in) and the hydro
+the planned upstream level, ``hydro_level_m``, which its controller follows.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from .scenario import Home, Scenario
 
 BATTERY_DEVICE = "battery"
 EV_DEVICE = "ev_charger"
+IMMERSION_DEVICE = "immersion"
+HYDRO_DEVICE = "hydro"
 EV_VOLTS = 230.0
 
 
@@ -57,6 +61,18 @@ def to_plan_document(scenario: Scenario, home: Home, plan: HomePlan, issued: dat
         devices[BATTERY_DEVICE] = battery_plan(plan.battery_kw)
     if home.ev is not None:
         devices[EV_DEVICE] = ev_plan(plan.ev_kw, home.ev.min_kw, home.ev.max_kw)
+    if home.immersion is not None:
+        devices[IMMERSION_DEVICE] = _setpoints(
+            DeviceKind.IMMERSION,
+            Quantity.IMMERSION_ON,
+            [1 if heat > 1e-6 else 0 for heat in plan.device["heat"]],
+        )
+    if home.hydro is not None:
+        devices[HYDRO_DEVICE] = _setpoints(
+            DeviceKind.HYDRO,
+            Quantity.HYDRO_LEVEL_M,
+            [round(float(level), 3) for level in plan.device["level"]],
+        )
     candidate = {
         "schema": Plan.SCHEMA,
         "id": plan_id(home.id, start),
@@ -127,6 +143,10 @@ def ev_plan(ev_kw: Vector, min_kw: float, max_kw: float) -> DevicePlan:
         kind=DeviceKind.EV_CHARGER,
         setpoints=Setpoints(quantity=Quantity.EV_CURRENT_A, values=tuple(amps)),
     )
+
+
+def _setpoints(kind: DeviceKind, quantity: Quantity, values: Sequence[float]) -> DevicePlan:
+    return DevicePlan(kind=kind, setpoints=Setpoints(quantity=quantity, values=tuple(values)))
 
 
 def expected(home: Home, plan: HomePlan) -> Expected:

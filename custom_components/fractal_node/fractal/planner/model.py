@@ -39,6 +39,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import highspy
@@ -53,6 +54,8 @@ SHED_PENALTY = 1e5  # per kWh of load not served (a connection too small for the
 SOC_BAND_PENALTY = 1e5  # per kWh outside the SoC band, per slot (a start outside the band)
 TERMINAL_PENALTY = 1e4  # per kWh short of the terminal SoC
 EV_SHORT_PENALTY = 1e4  # per kWh short of the EV's energy by departure
+HOT_WATER_PENALTY = 1e4  # per kWh of hot water the tank cannot give
+LEVEL_PENALTY = 1e6  # per metre outside the licence band, per slot, or short of the end level
 OVERLAP_TOLERANCE_KW = 1e-6
 SLACK_TOLERANCE_KWH = 1e-6
 DEFAULT_TIME_LIMIT_S = 5.0
@@ -74,6 +77,16 @@ class Configuration:
     ev_efficiency: float
     export_stored_grid_energy: bool  # False: export only PV energy (a flat export tariff)
     soft_soc_band: bool  # the start is outside the SoC band: slack instead of column bounds
+    immersion_loss_per_hour: float | None = None  # None: no immersion heater
+    hydro: HydroShape | None = None  # None: no hydro
+
+
+@dataclass(frozen=True)
+class HydroShape:
+    """What fixes the hydro rows: power per unit flow and level change per unit flow."""
+
+    kw_per_m3s: float  # electrical output per m3/s through the turbine (head x efficiency)
+    metres_per_m3s_slot: float  # level change of the pond per m3/s over one slot
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,28 @@ class HomeData:
     cycle_cost_p_per_kwh: float
     ev_max_kw: Vector  # per slot: max power times the plugged-in fraction of the slot
     ev_energy_kwh: float
+    immersion: ImmersionData | None = None
+    hydro: HydroData | None = None
+
+
+@dataclass(frozen=True)
+class ImmersionData:
+    power_kw: float
+    tank_kwh: float
+    store_kwh: float
+    store_min_kwh: float
+    demand_kw: Vector  # hot water drawn, as heat per slot
+
+
+@dataclass(frozen=True)
+class HydroData:
+    inflow_m3s: Vector
+    flow_max_m3s: float
+    level_m: float
+    level_min_m: float
+    level_max_m: float
+    rate_max_m_per_h: float
+    terminal_level_min_m: float
 
 
 @dataclass
@@ -113,6 +148,8 @@ class Solution:
     over: Vector
     ev_short_kwh: float
     terminal_short_kwh: float
+    level_short_m: float
+    device: dict[str, Vector]  # immersion and hydro blocks, when present
     solved: bool  # a primal feasible point was found (optimal unless the time limit struck)
     solver_status: str
     directions_fixed: int = 0
@@ -131,7 +168,16 @@ def column_blocks(config: Configuration) -> tuple[str, ...]:
         blocks += ["under", "over"]
     if not config.export_stored_grid_energy:
         blocks += ["ch_pv", "dis_green", "green"]
+    if config.immersion_loss_per_hour is not None:
+        blocks += IMMERSION_BLOCKS
+    if config.hydro is not None:
+        blocks += HYDRO_BLOCKS
     return tuple(blocks)
+
+
+IMMERSION_BLOCKS = ("heat", "store", "hot_water_short")
+HYDRO_BLOCKS = ("flow", "spill", "level", "level_under", "level_over")
+_SINGLES = ("ev_short", "terminal_short", "level_short")
 
 
 class HomeModel:
@@ -146,9 +192,9 @@ class HomeModel:
             name: np.arange(i * n, (i + 1) * n, dtype=np.int32)
             for i, name in enumerate(self._blocks)
         }
-        self._ev_short = len(self._blocks) * n
-        self._terminal_short = self._ev_short + 1
-        self.num_cols = self._terminal_short + 1
+        first_single = len(self._blocks) * n
+        self._single = {name: first_single + i for i, name in enumerate(_SINGLES)}
+        self.num_cols = first_single + len(_SINGLES)
         # highspy's stubs are partial; the calls used here are covered by the tests.
         self._highs: Any = highspy.Highs()  # type: ignore[no-untyped-call]
         self._highs.setOptionValue("output_flag", False)
@@ -165,9 +211,9 @@ class HomeModel:
         rows = _Rows()
         self._row = rows.named
         # pv + dis + imp + shed - ch - ev - exp = load
-        sources = [(col[name], 1.0) for name in ("pv", "dis", "imp", "shed")]
-        sinks = [(col[name], -1.0) for name in ("ch", "ev", "exp") if name in col]
-        rows.add("balance", n, sources + sinks)
+        sources = [*self._renewable(), *((col[name], 1.0) for name in ("dis", "imp", "shed"))]
+        sinks = [(col[name], -1.0) for name in ("ch", "ev", "exp", "heat") if name in col]
+        rows.add("balance", n, [*sources, *sinks])
         # soc[t] - soc[t-1] - eta_c dt ch + dt / eta_d dis = 0 (= soc0 for t = 0)
         rows.add(
             "soc",
@@ -181,7 +227,8 @@ class HomeModel:
         rows.link_previous("soc", col["soc"])
         if c.export_stored_grid_energy:
             # exp - pv - dis <= 0: export comes from PV or the battery, never straight from imports
-            rows.add("export_source", n, [(col["exp"], 1), (col["pv"], -1), (col["dis"], -1)])
+            renewable = [(cols, -value) for cols, value in self._renewable()]
+            rows.add("export_source", n, [(col["exp"], 1), (col["dis"], -1), *renewable])
         else:
             self._add_green_account(rows)
         if min(c.charge_kw, c.discharge_kw) >= MIN_TIME_SHARE_KW:
@@ -191,10 +238,55 @@ class HomeModel:
         if c.soft_soc_band:
             rows.add("soc_min", n, [(col["soc"], 1), (col["under"], 1)])
             rows.add("soc_max", n, [(col["soc"], 1), (col["over"], -1)])
-        rows.add("terminal", 1, [(col["soc"][-1:], 1), (_one(self._terminal_short), 1)])
+        terminal_short, ev_short = (
+            _one(self._single["terminal_short"]),
+            _one(self._single["ev_short"]),
+        )
+        rows.add("terminal", 1, [(col["soc"][-1:], 1), (terminal_short, 1)])
         if c.has_ev:
-            rows.add("ev_energy", 1, [(col["ev"], c.ev_efficiency * dt), (_one(self._ev_short), 1)])
+            rows.add("ev_energy", 1, [(col["ev"], c.ev_efficiency * dt), (ev_short, 1)])
+        if c.immersion_loss_per_hour is not None:
+            self._add_immersion(rows, c.immersion_loss_per_hour)
+        if c.hydro is not None:
+            self._add_hydro(rows, c.hydro)
         self._pass_model(rows)
+
+    def _renewable(self) -> list[tuple[Index, float]]:
+        """PV used plus hydro output, as (columns, coefficient) terms."""
+        terms: list[tuple[Index, float]] = [(self._col["pv"], 1.0)]
+        if self.config.hydro is not None:
+            terms.append((self._col["flow"], self.config.hydro.kw_per_m3s))
+        return terms
+
+    def _add_immersion(self, rows: _Rows, loss_per_hour: float) -> None:
+        """A hot-water tank as a thermal store, heated by the immersion heater.
+
+        ``store[t] = (1 - loss dt) store[t-1] + (heat + short - demand) dt``; ``short`` is hot
+        water the tank cannot give (penalised). On/off is a duty cycle within the slot, so
+        ``heat`` is continuous in ``[0, power]``: no binaries.
+        """
+        n, dt, col = self.config.slots, self.config.step_hours, self._col
+        rows.add("store", n, [(col["store"], 1), (col["heat"], -dt), (col["hot_water_short"], -dt)])
+        rows.link_previous("store", col["store"], 1 - loss_per_hour * dt)
+
+    def _add_hydro(self, rows: _Rows, shape: HydroShape) -> None:
+        """Run-of-river hydro as "the river as a battery": the upstream level is the state.
+
+        ``level[t] = level[t-1] + (inflow - flow - spill) * metres_per_m3s_slot``: lowering the
+        turbine flow raises the level (stores water), raising it releases water. The licence
+        band is soft (penalised slack, for a start outside it); the rate of change is a ranged
+        row ``|level[t] - level[t-1]| <= rate dt``. Spill over the weir is free, so holding the
+        level is always possible.
+        """
+        n, col, k = self.config.slots, self._col, shape.metres_per_m3s_slot
+        rows.add("level", n, [(col["level"], 1), (col["flow"], k), (col["spill"], k)])
+        rows.link_previous("level", col["level"])
+        rows.add("level_rate", n, [(col["level"], 1)])
+        rows.link_previous("level_rate", col["level"])
+        rows.add("level_min", n, [(col["level"], 1), (col["level_under"], 1)])
+        rows.add("level_max", n, [(col["level"], 1), (col["level_over"], -1)])
+        level_short = _one(self._single["level_short"])
+        rows.add("level_terminal", 1, [(col["level"][-1:], 1), (level_short, 1)])
 
     def _pass_model(self, rows: _Rows) -> None:
         values = np.concatenate([r[0] for r in rows.entries])
@@ -231,13 +323,14 @@ class HomeModel:
         never sold back to it, even hours later when a flat export rate beats the night rate.
         """
         c, n, dt, col = self.config, self.config.slots, self.config.step_hours, self._col
+        renewable = [(cols, -value) for cols, value in self._renewable()]
         rows.add(
             "export_source",
             n,
-            [(col["exp"], 1), (col["pv"], -1), (col["ch_pv"], 1), (col["dis_green"], -1)],
+            [(col["exp"], 1), (col["ch_pv"], 1), (col["dis_green"], -1), *renewable],
         )
         rows.add("green_from_charge", n, [(col["ch_pv"], 1), (col["ch"], -1)])
-        rows.add("green_from_pv", n, [(col["ch_pv"], 1), (col["pv"], -1)])
+        rows.add("green_from_pv", n, [(col["ch_pv"], 1), *renewable])
         rows.add("green_to_discharge", n, [(col["dis_green"], 1), (col["dis"], -1)])
         rows.add(
             "green",
@@ -254,54 +347,83 @@ class HomeModel:
     # --- data -----------------------------------------------------------------------------
 
     def _load(self, data: HomeData) -> None:
-        c, n, dt, inf = self.config, self.config.slots, self.config.step_hours, highspy.kHighsInf
-        cost: dict[str, Vector] = dict.fromkeys(self._blocks, np.zeros(n))
-        cost |= {
-            "imp": data.import_cost * dt,
-            "exp": -data.export_value * dt,
-            "dis": np.full(n, data.cycle_cost_p_per_kwh * dt),
-            "shed": np.full(n, SHED_PENALTY * dt),
-            "under": np.full(n, SOC_BAND_PENALTY),
-            "over": np.full(n, SOC_BAND_PENALTY),
-        }
-        upper: dict[str, Vector] = {
-            "imp": np.full(n, data.import_max_kw),
-            "exp": np.full(n, data.export_max_kw),
-            "ch": np.full(n, c.charge_kw),
-            "dis": np.full(n, c.discharge_kw),
-            "pv": data.pv_kw,
-            "soc": np.full(n, data.capacity_kwh if c.soft_soc_band else data.soc_max_kwh),
-            "ev": data.ev_max_kw,
-            "shed": data.load_kw,
-            "under": np.full(n, inf),
-            "over": np.full(n, inf),
-            "ch_pv": np.full(n, c.charge_kw),
-            "dis_green": np.full(n, c.discharge_kw),
-            "green": np.full(n, data.capacity_kwh),
-        }
+        cost, lower, upper = self._column_data(data)
+        singles_cost = [EV_SHORT_PENALTY, TERMINAL_PENALTY, LEVEL_PENALTY]
+        singles_upper = [data.ev_energy_kwh, highspy.kHighsInf, highspy.kHighsInf]
+        blocks = self._blocks
         all_cost = np.concatenate(
-            [*(cost[b] for b in self._blocks), [EV_SHORT_PENALTY, TERMINAL_PENALTY]]
+            [*(cost.get(b, np.zeros(self.config.slots)) for b in blocks), singles_cost]
         )
-        all_upper = np.concatenate([*(upper[b] for b in self._blocks), [data.ev_energy_kwh, inf]])
-        all_lower = np.zeros(self.num_cols)
-        if not c.soft_soc_band:  # the start is inside the band: keep to it as plain bounds
-            all_lower[self._col["soc"]] = data.soc_min_kwh
+        all_lower = np.concatenate(
+            [*(lower.get(b, np.zeros(self.config.slots)) for b in blocks), [0, 0, 0]]
+        )
+        all_upper = np.concatenate([*(upper[b] for b in blocks), singles_upper])
         self._highs.changeColsCost(self.num_cols, self._all_cols, all_cost)
         self._highs.changeColsBounds(self.num_cols, self._all_cols, all_lower, all_upper)
         self._highs.changeRowsBounds(self.num_rows, self._all_rows, *self._row_bounds(data))
+
+    def _column_data(
+        self, data: HomeData
+    ) -> tuple[dict[str, Vector], dict[str, Vector], dict[str, Vector]]:
+        """Cost, lower and upper bound per block (missing cost or lower: zero)."""
+        c, n, dt, inf = self.config, self.config.slots, self.config.step_hours, highspy.kHighsInf
+        full = partial(np.full, n)
+        cost: dict[str, Vector] = {
+            "imp": data.import_cost * dt,
+            "exp": -data.export_value * dt,
+            "dis": full(data.cycle_cost_p_per_kwh * dt),
+            "shed": full(SHED_PENALTY * dt),
+            "under": full(SOC_BAND_PENALTY),
+            "over": full(SOC_BAND_PENALTY),
+            "hot_water_short": full(HOT_WATER_PENALTY * dt),
+            "level_under": full(LEVEL_PENALTY),
+            "level_over": full(LEVEL_PENALTY),
+        }
+        # The start inside the SoC band: keep to it as plain bounds (no slack rows).
+        soc_low, soc_high = (
+            (0.0, data.capacity_kwh) if c.soft_soc_band else (data.soc_min_kwh, data.soc_max_kwh)
+        )
+        lower: dict[str, Vector] = {"soc": full(soc_low), "level": full(-inf)}
+        upper: dict[str, Vector] = {
+            "imp": full(data.import_max_kw),
+            "exp": full(data.export_max_kw),
+            "ch": full(c.charge_kw),
+            "dis": full(c.discharge_kw),
+            "pv": data.pv_kw,
+            "soc": full(soc_high),
+            "ev": data.ev_max_kw,
+            "shed": data.load_kw,
+            "ch_pv": full(c.charge_kw),
+            "dis_green": full(c.discharge_kw),
+            "green": full(data.capacity_kwh),
+        } | dict.fromkeys(
+            ("under", "over", "spill", "level", "level_under", "level_over", "hot_water_short"),
+            full(inf),
+        )
+        if data.immersion is not None:
+            lower["store"] = full(data.immersion.store_min_kwh)
+            upper |= {"heat": full(data.immersion.power_kw), "store": full(data.immersion.tank_kwh)}
+        if data.hydro is not None:
+            upper["flow"] = full(data.hydro.flow_max_m3s)
+        return cost, lower, upper
 
     def _row_bounds(self, data: HomeData) -> tuple[Vector, Vector]:
         lower = np.full(self.num_rows, -highspy.kHighsInf)
         upper = np.full(self.num_rows, highspy.kHighsInf)
         r = self._row
-        at_most_zero = [name for name in r if name.startswith(("export_source", "green_"))]
-        lower[r["balance"]] = upper[r["balance"]] = data.load_kw
-        for name, start in (("soc", data.soc_kwh), ("green", data.exportable_kwh)):
-            if name in r:
-                lower[r[name]] = upper[r[name]] = 0.0
-                lower[r[name][0]] = upper[r[name][0]] = start
-        for name in at_most_zero:
-            upper[r[name]] = 0.0
+
+        def equal(name: str, values: Vector | float) -> None:
+            lower[r[name]] = upper[r[name]] = values
+
+        equal("balance", data.load_kw)
+        equal("soc", 0.0)
+        lower[r["soc"][0]] = upper[r["soc"][0]] = data.soc_kwh
+        if "green" in r:
+            equal("green", 0.0)
+            lower[r["green"][0]] = upper[r["green"][0]] = data.exportable_kwh
+        for name in r:
+            if name.startswith(("export_source", "green_")):
+                upper[r[name]] = 0.0
         if "time_share" in r:
             upper[r["time_share"]] = 1.0
         if "soc_min" in r:
@@ -310,7 +432,30 @@ class HomeModel:
         lower[r["terminal"]] = data.terminal_soc_min_kwh
         if "ev_energy" in r:
             lower[r["ev_energy"]] = data.ev_energy_kwh
+        if data.immersion is not None and self.config.immersion_loss_per_hour is not None:
+            keep = 1 - self.config.immersion_loss_per_hour * self.config.step_hours
+            equal("store", -data.immersion.demand_kw * self.config.step_hours)
+            lower[r["store"][0]] = upper[r["store"][0]] = lower[r["store"][0]] + (
+                keep * data.immersion.store_kwh
+            )
+        if data.hydro is not None and self.config.hydro is not None:
+            self._hydro_row_bounds(data.hydro, self.config.hydro, lower, upper)
         return lower, upper
+
+    def _hydro_row_bounds(
+        self, hydro: HydroData, shape: HydroShape, lower: Vector, upper: Vector
+    ) -> None:
+        r, step = self._row, self.config.step_hours
+        level, rate = r["level"], r["level_rate"]
+        lower[level] = upper[level] = hydro.inflow_m3s * shape.metres_per_m3s_slot
+        lower[level[0]] += hydro.level_m
+        upper[level[0]] += hydro.level_m
+        lower[rate], upper[rate] = -hydro.rate_max_m_per_h * step, hydro.rate_max_m_per_h * step
+        lower[rate[0]] += hydro.level_m
+        upper[rate[0]] += hydro.level_m
+        lower[r["level_min"]] = hydro.level_min_m
+        upper[r["level_max"]] = hydro.level_max_m
+        lower[r["level_terminal"]] = hydro.terminal_level_min_m
 
     # --- solving --------------------------------------------------------------------------
 
@@ -372,8 +517,14 @@ class HomeModel:
             shed=parts["shed"],
             under=parts["under"],
             over=parts["over"],
-            ev_short_kwh=max(float(values[self._ev_short]), 0.0),
-            terminal_short_kwh=max(float(values[self._terminal_short]), 0.0),
+            ev_short_kwh=max(float(values[self._single["ev_short"]]), 0.0),
+            terminal_short_kwh=max(float(values[self._single["terminal_short"]]), 0.0),
+            level_short_m=max(float(values[self._single["level_short"]]), 0.0),
+            device={
+                name: values[self._col[name]]
+                for name in (*IMMERSION_BLOCKS, *HYDRO_BLOCKS)
+                if name in self._col
+            },
             solved=solved,
             solver_status=self._highs.modelStatusToString(status),
             iterations=int(info.simplex_iteration_count),
@@ -408,9 +559,9 @@ class _Rows:
             self.entries.append((np.full(cols.size, value), row_of, cols))
         self.count += count
 
-    def link_previous(self, name: str, state: Index) -> None:
-        """Row t of ``name`` also gets ``-state[t - 1]``: a state carried from slot to slot."""
-        self.entries.append((np.full(state.size - 1, -1.0), self.named[name][1:], state[:-1]))
+    def link_previous(self, name: str, state: Index, keep: float = 1.0) -> None:
+        """Row t of ``name`` also gets ``-keep * state[t - 1]``: a state carried across slots."""
+        self.entries.append((np.full(state.size - 1, -keep), self.named[name][1:], state[:-1]))
 
 
 def _one(column: int) -> Index:

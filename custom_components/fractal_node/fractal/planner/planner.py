@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -11,6 +11,9 @@ from .model import (
     SLACK_TOLERANCE_KWH,
     Configuration,
     HomeData,
+    HydroData,
+    HydroShape,
+    ImmersionData,
     ModelCache,
     Solution,
     Vector,
@@ -48,6 +51,8 @@ class HomePlan:
     shed_kw: Vector
     solve_seconds: float
     iterations: int
+    device: dict[str, Vector] = field(default_factory=dict)
+    """Immersion (``heat``, ``store``) and hydro (``flow``, ``spill``, ``level``) per slot."""
 
     @property
     def battery_kw(self) -> Vector:
@@ -71,6 +76,16 @@ class HomePlan:
         }
         if self.shed_kw.any():
             named["load_shed_kw"] = self.shed_kw
+        device_names = {
+            "heat": "immersion_kw",
+            "store": "tank_kwh",
+            "flow": "hydro_flow_m3s",
+            "spill": "hydro_spill_m3s",
+            "level": "hydro_level_m",
+        }
+        for name, label in device_names.items():
+            if name in self.device:
+                named[label] = self.device[name]
         return {name: [round(float(v), 6) for v in values] for name, values in named.items()}
 
 
@@ -115,6 +130,13 @@ def configuration(scenario: Scenario, home: Home) -> Configuration:
         ev_efficiency=ev.efficiency if ev else 1.0,
         export_stored_grid_energy=home.grid.export_stored_grid_energy,
         soft_soc_band=not battery.soc_min_kwh <= battery.soc_kwh <= battery.soc_max,
+        immersion_loss_per_hour=home.immersion.loss_per_hour if home.immersion else None,
+        hydro=HydroShape(
+            kw_per_m3s=home.hydro.kw_per_m3s,
+            metres_per_m3s_slot=scenario.step_seconds / home.hydro.pond_area_m2,
+        )
+        if home.hydro
+        else None,
     )
 
 
@@ -137,6 +159,36 @@ def home_data(scenario: Scenario, home: Home) -> HomeData:
         cycle_cost_p_per_kwh=battery.cycle_cost_p_per_kwh,
         ev_max_kw=ev_window_kw(scenario, home.ev),
         ev_energy_kwh=home.ev.energy_kwh if home.ev else 0.0,
+        immersion=_immersion_data(home),
+        hydro=_hydro_data(home),
+    )
+
+
+def _immersion_data(home: Home) -> ImmersionData | None:
+    tank = home.immersion
+    if tank is None:
+        return None
+    return ImmersionData(
+        power_kw=tank.power_kw,
+        tank_kwh=tank.tank_kwh,
+        store_kwh=tank.store_kwh,
+        store_min_kwh=tank.store_min_kwh,
+        demand_kw=np.asarray(tank.demand_kw, dtype=np.float64),
+    )
+
+
+def _hydro_data(home: Home) -> HydroData | None:
+    hydro = home.hydro
+    if hydro is None:
+        return None
+    return HydroData(
+        inflow_m3s=np.asarray(hydro.inflow_m3s, dtype=np.float64),
+        flow_max_m3s=hydro.flow_max_m3s,
+        level_m=hydro.level_m,
+        level_min_m=hydro.level_min_m,
+        level_max_m=hydro.level_max_m,
+        rate_max_m_per_h=hydro.rate_max_m_per_h,
+        terminal_level_min_m=hydro.terminal_level,
     )
 
 
@@ -185,6 +237,7 @@ def _status(scenario: Scenario, home: Home, solution: Solution) -> PlanStatus:
         relaxed.append(f"EV {solution.ev_short_kwh:.3f} kWh short of its target by departure")
     if solution.terminal_short_kwh > SLACK_TOLERANCE_KWH:
         relaxed.append(f"terminal SoC {solution.terminal_short_kwh:.3f} kWh short")
+    relaxed += _device_relaxations(solution, dt)
     if relaxed:
         return PlanStatus("relaxed", tuple(relaxed))
     reasons: list[str] = []
@@ -196,6 +249,23 @@ def _status(scenario: Scenario, home: Home, solution: Solution) -> PlanStatus:
             "pays more than import"
         )
     return PlanStatus("feasible", tuple(reasons)) if reasons else PlanStatus("optimal")
+
+
+def _device_relaxations(solution: Solution, dt: float) -> list[str]:
+    found: list[str] = []
+    short = solution.device.get("hot_water_short")
+    if short is not None and short.sum() * dt > SLACK_TOLERANCE_KWH:
+        found.append(f"hot water {short.sum() * dt:.3f} kWh short of demand")
+    outside = sum(
+        int((solution.device[name] > 1e-6).sum())
+        for name in ("level_under", "level_over")
+        if name in solution.device
+    )
+    if outside:
+        found.append(f"river level outside the licence band for {outside} slot(s)")
+    if solution.level_short_m > 1e-6:
+        found.append(f"river level {solution.level_short_m:.3f} m short of its end level")
+    return found
 
 
 def _to_plan(scenario: Scenario, home: Home, solution: Solution, status: PlanStatus) -> HomePlan:
@@ -213,6 +283,11 @@ def _to_plan(scenario: Scenario, home: Home, solution: Solution, status: PlanSta
         shed_kw=solution.shed,
         solve_seconds=solution.seconds,
         iterations=solution.iterations,
+        device={
+            name: values
+            for name, values in solution.device.items()
+            if name in ("heat", "store", "flow", "spill", "level")
+        },
     )
     return _with_cost(scenario, home, plan)
 

@@ -105,6 +105,54 @@ class Ev(_Strict):
         return self
 
 
+class Immersion(_Strict):
+    """An immersion heater in a hot-water tank: the tank is a thermal store (kWh of heat)."""
+
+    power_kw: PositivePower
+    tank_kwh: Annotated[float, Field(gt=0, le=MAX_KWH, allow_inf_nan=False)]
+    store_kwh: Energy  # heat in the tank now
+    store_min_kwh: Energy = 0.0
+    loss_per_hour: Annotated[float, Field(ge=0, le=0.5, allow_inf_nan=False)] = 0.01
+    demand_kw: list[Power]  # hot water drawn per slot, as heat
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.store_kwh > self.tank_kwh:
+            raise ValueError(f"store_kwh {self.store_kwh} exceeds tank_kwh {self.tank_kwh}")
+        if self.store_min_kwh > self.tank_kwh:
+            raise ValueError(f"store_min_kwh {self.store_min_kwh} exceeds tank_kwh")
+        return self
+
+
+Metres = Annotated[float, Field(ge=-10_000, le=10_000, allow_inf_nan=False)]
+
+
+class Hydro(_Strict):
+    """Run-of-river hydro with an upstream pond: "the river as a battery"."""
+
+    level_m: Metres  # upstream level now
+    level_min_m: Metres  # the abstraction licence's band
+    level_max_m: Metres
+    rate_max_m_per_h: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+    terminal_level_min_m: Metres | None = None  # default: the starting level, inside the band
+    pond_area_m2: Annotated[float, Field(gt=0, le=1e8, allow_inf_nan=False)]
+    inflow_m3s: list[Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)]]
+    flow_max_m3s: Annotated[float, Field(gt=0, le=10_000, allow_inf_nan=False)]
+    kw_per_m3s: Annotated[float, Field(gt=0, le=MAX_KW, allow_inf_nan=False)]  # head x efficiency
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.level_min_m >= self.level_max_m:
+            raise ValueError("level_min_m must be below level_max_m")
+        return self
+
+    @property
+    def terminal_level(self) -> float:
+        if self.terminal_level_min_m is not None:
+            return self.terminal_level_min_m
+        return min(max(self.level_m, self.level_min_m), self.level_max_m)
+
+
 class Home(_Strict):
     """One home: forecasts and prices per slot, plus its devices."""
 
@@ -118,6 +166,8 @@ class Home(_Strict):
     battery: Battery | None = None
     grid: Grid
     ev: Ev | None = None
+    immersion: Immersion | None = None
+    hydro: Hydro | None = None
 
     def series(self) -> dict[str, list[float]]:
         named = {
@@ -128,6 +178,10 @@ class Home(_Strict):
         }
         if self.carbon_g_per_kwh is not None:
             named["carbon_g_per_kwh"] = self.carbon_g_per_kwh
+        if self.immersion is not None:
+            named["immersion.demand_kw"] = self.immersion.demand_kw
+        if self.hydro is not None:
+            named["hydro.inflow_m3s"] = self.hydro.inflow_m3s
         return named
 
 
@@ -199,6 +253,11 @@ class Scenario(_Strict):
             if home.id in seen:
                 problems.append(f"home {home.id!r}: duplicate id")
             seen.add(home.id)
+            if self.objective.mode != "cost" and home.carbon_g_per_kwh is None:
+                problems.append(
+                    f"home {home.id!r}: carbon_g_per_kwh is needed for objective "
+                    f"{self.objective.mode!r}"
+                )
             for name, values in home.series().items():
                 if len(values) != slots:
                     problems.append(
