@@ -88,3 +88,27 @@ async def test_rtu_framing_over_tcp(start_server, gateways) -> None:
 
     assert readings["voltage"].value == 239.5
     assert str(device.gateway.endpoint).endswith("(RTU over TCP)")
+
+
+async def test_pool_gives_every_unit_of_an_endpoint_the_same_connection(start_server) -> None:
+    # Single-client devices (many inverter dongles) accept one TCP connection: the pool makes
+    # sure polling, detection and writes all share it.
+    from fractal.devices.detect import detect
+    from fractal.devices.gateway import GatewayPool, TcpEndpoint
+
+    server = await start_server({1: "eastron_sdm630", 3: "generic_evse"})
+    pool = GatewayPool(timeout=0.5)
+    endpoint = TcpEndpoint("127.0.0.1", server.port)
+    try:
+        meter = Device(pool.get(endpoint), 1, load_shipped_map("eastron_sdm630"))
+        await meter.poll("fast")
+        detection = await detect(pool.get(TcpEndpoint("127.0.0.1", server.port)), 3)
+        charger = Device(pool.get(endpoint), 3, load_shipped_map("generic_evse"))
+        await charger.write("charge_current_setpoint", 10)
+        connections = server.connections
+    finally:
+        await pool.close()
+
+    assert pool.get(endpoint) is meter.gateway is charger.gateway
+    assert detection.maps == ["generic_evse"]
+    assert connections == 1

@@ -65,8 +65,6 @@ class Transport(_Strict):
     alignment: int = Field(1, ge=1, le=16)
     max_gap: int = Field(16, ge=0, le=125)
     word_order: WordOrder = "big"
-    single_client: bool = False
-    timeout_s: float = Field(3.0, gt=0, le=60)
 
 
 class Range(_Strict):
