@@ -1,7 +1,8 @@
 """Shadow `update/documents` messages into the fleet registry.
 
 * Classic shadow (`$aws/things/<node>/shadow/update/documents`): `reported.node` is the node
-  descriptor, `reported.telemetry` the latest snapshot.
+  descriptor, `reported.telemetry` the latest snapshot, `reported.link` the node's report on
+  its link (samples buffered, dropped, lost; its last storage error).
 * Named shadow `plan` (`$aws/things/<node>/shadow/name/plan/update/documents`): `desired.plan`
   is the plan the aggregator wrote, `reported.plan` the node's acknowledgement.
 
@@ -14,9 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fractal.protocol import Document, NodeDescriptor, Plan, PlanAck, TelemetrySnapshot, parse
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    NonNegativeInt,
+    StringConstraints,
+    ValidationError,
+)
 
 from aggregator_cloud.store import FleetRegistry
 
@@ -41,6 +49,10 @@ def handle_shadow_documents(
     snapshot = tally.document(state.reported, "reported", "telemetry", TelemetrySnapshot)
     if snapshot is not None and tally.same_node("reported.telemetry", snapshot.node):
         tally.count(registry.record_snapshot(snapshot))
+    link = tally.link_report(state.reported.get("link"))
+    if link is not None:
+        registry.record_link_state(node, link.model_dump())
+        tally.stored += 1
     _mark_seen_if_reported(registry, node, state, now)
     return tally.result()
 
@@ -65,6 +77,21 @@ def handle_plan_documents(
         tally.count(registry.record_plan_ack(node, ack))
     _mark_seen_if_reported(registry, node, state, now)
     return tally.result()
+
+
+class LinkReport(BaseModel):
+    """`reported.link`, written by the node's link next to its snapshot. Fields added by a
+    newer node are ignored, so an old aggregator keeps reading what it knows."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    buffered: NonNegativeInt | None = None
+    """Samples the node holds that the aggregator has not acknowledged yet."""
+    dropped: NonNegativeInt | None = None
+    """Samples dropped, oldest first, because the node's buffer was full (ever)."""
+    lost: NonNegativeInt | None = None
+    """Samples lost because the node's storage failed (since it started)."""
+    storage_error: Annotated[str, StringConstraints(max_length=256)] | None = None
 
 
 class _State:
@@ -149,6 +176,18 @@ class _Tally:
         parsed = parse(model, value)
         self.problems.extend(describe(parsed.problems, place=f"{name}.{key}"))
         return parsed.document
+
+    def link_report(self, value: object) -> LinkReport | None:
+        if value is None:
+            return None
+        try:
+            return LinkReport.model_validate(value)
+        except ValidationError as error:
+            self.problems.extend(
+                f"reported.link{''.join(f'.{part}' for part in detail['loc'])}: {detail['msg']}"
+                for detail in error.errors(include_url=False)
+            )
+            return None
 
     def same_node(self, place: str, inside: str) -> bool:
         if inside == self.node:

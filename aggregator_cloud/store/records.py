@@ -5,7 +5,7 @@ DynamoDB/S3 while the local runtime uses `SqliteStore`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -54,6 +54,10 @@ class NodeRecord:
     name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     link: str | None = None
+    """How the node links to its aggregator (descriptor: standalone, local, aws)."""
+    link_state: dict[str, Any] | None = None
+    """The node's own report on its link (`reported.link`): samples buffered, dropped, lost,
+    and its last storage error."""
     software: str | None = None
     descriptor: dict[str, Any] | None = None
     first_seen: datetime | None = None
@@ -81,6 +85,9 @@ class FleetRegistry(Protocol):
 
     def record_snapshot(self, snapshot: TelemetrySnapshot) -> bool:
         """Keep the snapshot unless the stored one is newer (by `ts`); True if kept."""
+
+    def record_link_state(self, node: str, state: Mapping[str, Any]) -> None:
+        """The node's report on its link (`reported.link`), already validated."""
 
     def record_desired_plan(self, node: str, plan_id: str, expiry: datetime) -> None:
         """The plan the aggregator wrote to the node's `desired.plan`."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     node TEXT PRIMARY KEY,
     name TEXT,
     link TEXT,
+    link_state TEXT,
     software TEXT,
     descriptor TEXT,
     first_seen TEXT,
@@ -183,6 +184,13 @@ class SqliteStore:
                 ),
             )
             return cursor.rowcount == 1
+
+    def record_link_state(self, node: str, state: Mapping[str, Any]) -> None:
+        with self._transaction() as db:
+            _ensure_node(db, node)
+            db.execute(
+                "UPDATE nodes SET link_state = ? WHERE node = ?", (json.dumps(dict(state)), node)
+            )
 
     def record_desired_plan(self, node: str, plan_id: str, expiry: datetime) -> None:
         with self._transaction() as db:
@@ -391,6 +399,7 @@ def _node_record(row: sqlite3.Row, tags: dict[str, str]) -> NodeRecord:
         name=row["name"],
         tags=tags,
         link=row["link"],
+        link_state=_json(row["link_state"]),
         software=row["software"],
         descriptor=_json(row["descriptor"]),
         first_seen=_from_iso(row["first_seen"]),

@@ -83,6 +83,7 @@ class FleetRow:
             "name": record.name,
             "tags": record.tags,
             "link": record.link,
+            "link_state": record.link_state,
             "last_seen": _iso(record.last_seen),
             "latest": _jsonable(dict(self.latest)) if self.latest else None,
             "plan": {

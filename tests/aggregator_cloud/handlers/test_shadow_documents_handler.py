@@ -191,3 +191,41 @@ def test_a_bad_descriptor_keeps_the_one_stored(
     record = store.node("n1")
     assert record is not None
     assert record.name == "Kept"
+
+
+def test_the_nodes_link_report_is_recorded(store: SqliteStore) -> None:
+    link = {"buffered": 120, "dropped": 0, "lost": 3, "storage_error": "disk full", "new": 1}
+
+    result = handle_shadow_documents(classic(telemetry=snapshot("n1", 1), link=link), store)
+
+    assert (result.ok, result.stored) == (True, 2)
+    record = store.node("n1")
+    assert record is not None
+    assert record.link_state == {
+        "buffered": 120,
+        "dropped": 0,
+        "lost": 3,
+        "storage_error": "disk full",
+    }
+
+
+@pytest.mark.parametrize(
+    ("link", "problem"),
+    [
+        ({"buffered": -1}, "reported.link.buffered: Input should be greater than or equal to 0"),
+        ({"lost": "many"}, "reported.link.lost: Input should be a valid integer"),
+        ("up", "reported.link: Input should be a valid dictionary"),
+    ],
+)
+def test_a_bad_link_report_is_refused_and_the_snapshot_kept(
+    store: SqliteStore, link: object, problem: str
+) -> None:
+    result = handle_shadow_documents(classic(telemetry=snapshot("n1", 1), link=link), store)
+
+    assert result.stored == 1
+    assert len(result.problems) == 1
+    assert result.problems[0].startswith(problem), result.problems
+    record = store.node("n1")
+    assert record is not None
+    assert record.link_state is None
+    assert record.snapshot is not None

@@ -52,6 +52,7 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
             reported={
                 "node": descriptor("n1", "Mill <House>", {"feeder": "F12", "street": "Elm & Oak"}),
                 "telemetry": snapshot("n1", 6, grid_w=1234.0, pv_w=2500.0, soc_pct=64),
+                "link": {"buffered": 42, "dropped": 0, "lost": 7, "storage_error": None},
             }
         )
         feed(handle_shadow_documents, seeded, "n1", classic)
@@ -108,6 +109,8 @@ async def test_the_fleet_table_shows_every_node_and_its_latest_values(
     assert "(p2)" in page
     assert "-321 W" in page  # n2 has no snapshot: its last sample
     assert "2 min ago" in page
+    assert "42 buffered" in page
+    assert "0 dropped, 7 lost" in page
     assert '<option value="feeder=F12">' in page
 
 
@@ -144,6 +147,7 @@ async def test_the_node_page_shows_plan_latest_values_and_the_last_hour(
     assert "<h1>Mill &lt;House&gt; <span" in page
     assert "current plan p2" in page
     assert "executing for plan p2" in page
+    assert "local · 42 buffered" in page
     for seq in range(1, 7):
         assert f"{1000 + seq:,} W" in page
     assert "77 W" not in page  # two hours old
@@ -164,6 +168,7 @@ async def test_fleet_json(client: TestClient[Any, Any]) -> None:
     assert sorted(nodes) == ["n1", "n2", "n3"]
     assert nodes["n1"]["latest"]["grid_w"] == 1234
     assert nodes["n1"]["plan"]["status"] == "executing"
+    assert nodes["n1"]["link_state"]["lost"] == 7
     assert nodes["n1"]["last_seen"] == "2026-03-01T12:28:00Z"
     assert nodes["n2"]["latest"] == {
         "seq": 1,
