@@ -1,7 +1,8 @@
-"""Properties of the shadow merge, delta and metadata operations (hypothesis)."""
+"""Properties of the shadow merge, delta and metadata operations, and of the store (hypothesis)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import given
@@ -16,6 +17,7 @@ from aggregator_cloud.local.shadow.documents import (
     nesting_depth,
     without_nulls,
 )
+from aggregator_cloud.local.shadow.store import MAX_NESTING, ShadowStore, UpdateResult
 
 keys = st.sampled_from(["a", "b", "c", "soc", "plan"])
 scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=3)
@@ -121,3 +123,31 @@ def test_nesting_depth_counts_objects_and_arrays() -> None:
     assert nesting_depth(1) == 0
     assert nesting_depth({"a": 1}) == 1
     assert nesting_depth({"a": [{"b": 1}]}) == 3
+
+
+sections = st.sampled_from(["desired", "reported"])
+acceptable = objects.filter(lambda patch: nesting_depth(patch) <= MAX_NESTING)
+updates = st.lists(st.tuples(sections, acceptable), min_size=1, max_size=6)
+
+
+@given(updates)
+def test_the_store_agrees_with_folding_the_merges(sequence: list[tuple[str, Any]]) -> None:
+    """After any accepted updates: state = the merges folded, version = their count, and the
+    delta a get returns = delta(desired, reported)."""
+    store = ShadowStore(":memory:")
+    expected: dict[str, dict[str, Any]] = {"desired": {}, "reported": {}}
+    try:
+        for section, patch in sequence:
+            result = store.update("home-1", "", json.dumps({"state": {section: patch}}).encode())
+            assert isinstance(result, UpdateResult)
+            expected[section] = merge(expected[section], patch)
+        current = store.get("home-1")
+    finally:
+        store.close()
+    assert isinstance(current, dict)
+    assert current["version"] == len(sequence)
+    for section in ("desired", "reported"):
+        assert canonical(current["state"].get(section, {})) == canonical(expected[section])
+    assert canonical(current["state"].get("delta", {})) == canonical(
+        delta(expected["desired"], expected["reported"])
+    )
