@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fractal.protocol import NodeDescriptor, parse
 from fractal.tags import format_tags, parse_tags, validate_tags
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 
@@ -93,6 +93,7 @@ values = (
 )
 
 
+@settings(deadline=None)  # the machine is shared: no timing in tests
 @given(st.dictionaries(keys, values, max_size=8))
 def test_format_then_parse_round_trips(tags: dict[str, str]) -> None:
     result = parse_tags(format_tags(tags))
@@ -112,6 +113,7 @@ def descriptor_accepts(tags: dict[str, str]) -> bool:
     return parse(NodeDescriptor, document).ok
 
 
+@settings(deadline=None)
 @given(
     st.dictionaries(
         st.one_of(keys, st.text(max_size=34)),
