@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,7 +208,7 @@ class EmulatorServer:
 
 
 class DroppingProxy:
-    """A TCP proxy that relays real bytes and can drop every open connection on demand."""
+    """A TCP proxy that relays real bytes; it can drop connections or garble answers."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -216,6 +216,7 @@ class DroppingProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.garble_answers = 0  # replace the next N answers from the device with junk
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
@@ -244,7 +245,7 @@ class DroppingProxy:
         self._writers.update((writer, up_writer))
         pumps = [
             asyncio.create_task(_pump(reader, up_writer)),
-            asyncio.create_task(_pump(up_reader, writer)),
+            asyncio.create_task(_pump(up_reader, writer, self._garble)),
         ]
         self._tasks.update(pumps)
         with contextlib.suppress(asyncio.CancelledError):
@@ -256,11 +257,22 @@ class DroppingProxy:
             stream.close()
             self._writers.discard(stream)
 
+    def _garble(self, data: bytes) -> bytes:
+        if self.garble_answers <= 0:
+            return data
+        self.garble_answers -= 1
+        # Keep the MBAP header's transaction id so the client takes it as the answer.
+        return data[:2] + bytes((b * 7 + 13) % 256 for b in data[2:])
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+
+async def _pump(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    alter: Callable[[bytes], bytes] = bytes,
+) -> None:
     with contextlib.suppress(ConnectionError, asyncio.CancelledError):
         while data := await reader.read(4096):
-            writer.write(data)
+            writer.write(alter(data))
             await writer.drain()
 
 

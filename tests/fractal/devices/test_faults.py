@@ -196,3 +196,22 @@ async def test_unknown_state_code_is_garbage(start_server, gateways) -> None:
 
     assert readings["state"].value is None
     assert readings["state"].problem == "unknown state code 9"
+
+
+async def test_garbled_answer_is_reported_and_the_next_poll_reads_cleanly(
+    start_server, gateways, proxies
+) -> None:
+    server = await start_server({1: "eastron_sdm630"})
+    proxy = await proxies(server.port)
+    clock = Clock()
+    device = meter(gateways(proxy.port, clock=clock), clock)
+    server.devices[1].set("power", 1500.0)
+    proxy.garble_answers = 1
+
+    with pytest.raises(DeviceUnavailable):
+        await device.poll("fast")
+    clock.now += 1
+    readings = await device.poll("fast")
+
+    assert readings["power"].value == 1500.0
+    assert device.availability.available
