@@ -90,9 +90,15 @@ def test_random_json_is_reported_not_raised(model: type[Document], value: Any) -
     assert parsed.problems
 
 
+any_text = st.text(st.characters(codec=None) | st.characters(categories=["Cs"]), max_size=200)
+"""Text of any code points, lone surrogates included (they cannot even be encoded)."""
+
+
 @SETTINGS
-@given(st.sampled_from(DOCUMENT_TYPES), st.binary(max_size=200))
-def test_random_bytes_are_reported_not_raised(model: type[Document], raw: bytes) -> None:
+@given(st.sampled_from(DOCUMENT_TYPES), st.binary(max_size=200) | any_text)
+def test_random_bytes_and_text_are_reported_not_raised(
+    model: type[Document], raw: bytes | str
+) -> None:
     parsed = parse(model, raw)
 
     assert not parsed.ok
@@ -154,6 +160,8 @@ def test_hostile_inputs_are_reported_not_raised() -> None:
         {"schema": "fractal.plan.v1", "issued": object()},
         {"schema": math.nan},
         42,
+        '{"schema":"fractal.plan.v1","id":"' + "x" * 2_000_000 + '"}',
+        "\ud800",
     ]
     for raw in hostile:
         parsed = parse(Plan, raw)

@@ -9,7 +9,7 @@ import pydantic_core
 from pydantic import ValidationError
 
 from .ack import PlanAck
-from .base import DEFER_SEMANTIC_CHECKS, Document, Problem, join_path
+from .base import DEFER_SEMANTIC_CHECKS, MESSAGE_LIMIT, Document, Problem, join_path
 from .flex import FlexibilityEvent
 from .node import NodeDescriptor
 from .plan import Plan
@@ -24,6 +24,8 @@ DOCUMENT_TYPES: tuple[type[Document], ...] = (
     FlexibilityEvent,
 )
 BY_SCHEMA: dict[str, type[Document]] = {model.SCHEMA: model for model in DOCUMENT_TYPES}
+MAX_INPUT_BYTES = 8 * MESSAGE_LIMIT
+"""Inputs larger than this are refused unread: no document, even pretty-printed, comes near."""
 
 
 @dataclass(frozen=True)
@@ -66,26 +68,33 @@ def parse_any(raw: bytes | str | Mapping[str, object]) -> Parsed[Document]:
     return parsed
 
 
-def _as_json(raw: object) -> tuple[str | bytes | None, tuple[Problem, ...]]:
-    """The input as JSON text, or why it cannot be; plus a problem if `schema` is missing."""
+def _as_json(raw: object) -> tuple[bytes | None, tuple[Problem, ...]]:
+    """The input as UTF-8 JSON, or why it cannot be; plus a problem if `schema` is missing."""
     if isinstance(raw, Mapping):
         try:
-            text: str | bytes = pydantic_core.to_json(dict(raw))
+            text = pydantic_core.to_json(dict(raw))
         except Exception as error:  # any unserialisable object is bad input
             return None, (Problem("", f"not JSON-serialisable: {error}"),)
-    elif isinstance(raw, str | bytes):
+    elif isinstance(raw, str):
+        try:
+            text = raw.encode()
+        except UnicodeEncodeError as error:  # lone surrogates
+            return None, (Problem("", f"not valid Unicode text: {error.reason}"),)
+    elif isinstance(raw, bytes):
         text = raw
     else:
         return None, (Problem("", f"expected JSON text or a mapping, got {type(raw).__name__}"),)
-    schema = _decoded_schema(text)
-    missing = (Problem("schema", "Field required"),) if schema is _MISSING else ()
+    if len(text) > MAX_INPUT_BYTES:
+        message = f"{len(text)} bytes is over the {MAX_INPUT_BYTES}-byte input limit"
+        return None, (Problem("", message),)
+    missing = (Problem("schema", "Field required"),) if _decoded_schema(text) is _MISSING else ()
     return text, missing
 
 
 _MISSING = object()
 
 
-def _decoded_schema(text: str | bytes) -> object:
+def _decoded_schema(text: bytes) -> object:
     """The top-level `schema` value, _MISSING if an object lacks one, None if not an object."""
     try:
         decoded = pydantic_core.from_json(text, allow_inf_nan=False)
