@@ -75,19 +75,26 @@ async def _async_reload_on_update(hass: HomeAssistant, entry: FractalNodeConfigE
 
 
 def _node_config(entry: FractalNodeConfigEntry) -> NodeConfig:
-    config = NodeConfig(
-        node_id=entry.data[CONF_NODE_ID],
-        name=entry.data[CONF_NAME],
-        link=LinkMode(entry.data[CONF_LINK]),
-        tags=entry.options.get(CONF_TAGS, {}),
-    )
-    if problems := config.problems():
-        raise ConfigEntryError(
-            translation_domain=DOMAIN,
-            translation_key="invalid_configuration",
-            translation_placeholders={"problems": "; ".join(problems)},
+    try:
+        config = NodeConfig(
+            node_id=entry.data[CONF_NODE_ID],
+            name=entry.data[CONF_NAME],
+            link=LinkMode(entry.data[CONF_LINK]),
+            tags=entry.options.get(CONF_TAGS, {}),
         )
+    except (KeyError, ValueError) as error:  # stored data damaged or edited by hand
+        raise _invalid_configuration([f"missing or invalid {error}"]) from error
+    if problems := config.problems():
+        raise _invalid_configuration(problems)
     return config
+
+
+def _invalid_configuration(problems: list[str]) -> ConfigEntryError:
+    return ConfigEntryError(
+        translation_domain=DOMAIN,
+        translation_key="invalid_configuration",
+        translation_placeholders={"problems": "; ".join(problems)},
+    )
 
 
 def _checked_certificate(entry: FractalNodeConfigEntry) -> CertificateInfo | None:
@@ -98,9 +105,10 @@ def _checked_certificate(entry: FractalNodeConfigEntry) -> CertificateInfo | Non
     check = check_link_credentials(
         link,
         node_id=entry.data[CONF_NODE_ID],
-        certificate_pem=entry.data[CONF_CERTIFICATE_PEM],
-        private_key_pem=entry.data[CONF_PRIVATE_KEY_PEM],
-        ca_pem=entry.data[CONF_CA_PEM],
+        # A missing PEM is an unusable one: reauthentication asks for it again.
+        certificate_pem=entry.data.get(CONF_CERTIFICATE_PEM, ""),
+        private_key_pem=entry.data.get(CONF_PRIVATE_KEY_PEM, ""),
+        ca_pem=entry.data.get(CONF_CA_PEM, ""),
         now=dt_util.utcnow(),
     )
     problems = set(check.problems.values())

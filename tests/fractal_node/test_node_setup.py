@@ -122,6 +122,24 @@ async def test_invalid_stored_configuration_is_a_setup_error(hass: HomeAssistant
     assert "Not A Key" in (entry.reason or "")
 
 
+async def test_damaged_stored_data_is_a_setup_error_with_a_reason(hass: HomeAssistant) -> None:
+    entry = node_entry("carrier-pigeon")
+    await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert "carrier-pigeon" in (entry.reason or "")
+
+
+async def test_a_missing_certificate_starts_reauthentication(
+    hass: HomeAssistant, local_ca: CertificateAuthority, node_credentials: Issued
+) -> None:
+    settings = local_settings(local_ca, node_credentials)
+    del settings[CONF_CERTIFICATE_PEM]
+    entry = node_entry("local", **settings)
+    await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert len(reauth_flows(hass, entry.entry_id)) == 1
+
+
 async def test_a_certificate_expiring_within_30_days_raises_a_repair_issue(
     hass: HomeAssistant, local_ca: CertificateAuthority
 ) -> None:
