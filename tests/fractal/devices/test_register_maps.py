@@ -150,3 +150,10 @@ def test_custom_map_from_a_file_names_the_file(tmp_path: Path) -> None:
     path.write_text(VALID.replace("version: 1", "version: 2"), encoding="utf-8")
     with pytest.raises(RegisterMapError, match=r"^osney_plc\.yaml:1: version: Input should be 1"):
         load_map(path)
+
+
+def test_writable_range_must_fit_the_register_type() -> None:
+    negative = VALID.replace("writable: {min: 6, max: 32}", "writable: {min: -5, max: 32}")
+    assert issues(negative) == [
+        "site.yaml:20: registers[1].writable.min: does not fit u16 with scale 0.1"
+    ]

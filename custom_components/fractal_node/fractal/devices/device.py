@@ -104,13 +104,19 @@ class Device:
         if register.table is Table.COIL:
             await self.gateway.write_coil(self.unit, register.address, bool(target))
         else:
-            words = encode(target / register.scale, register.type, self.regmap.word_order(register))
+            words = self._encode(register, target)
             await self.gateway.write_registers(self.unit, register.address, words)
         block = ReadBlock(register.table, register.address, register.words, (register,))
         read_back = self._decode(register, await self.gateway.read(self.unit, block))
         if not _matches(register, target, read_back):
             raise WriteNotVerified(f"{self}: wrote {target} to {name}, read back {read_back}")
         return WriteResult(name, requested, target, read_back, clamped=target != requested)
+
+    def _encode(self, register: Register, value: float) -> list[int]:
+        try:
+            return encode(value / register.scale, register.type, self.regmap.word_order(register))
+        except ValueError as err:
+            raise WriteRefused(f"{self}: {register.name}: {err}") from err
 
     def _plan(self, group: str) -> list[ReadBlock[Register]]:
         return plan_reads(self.regmap.group(group), self.regmap.transport)
@@ -130,7 +136,7 @@ class Device:
         scaled = raw * register.scale
         if register.type is DataType.FLOAT32:
             return scaled
-        return round(scaled, max(0, -math.floor(math.log10(abs(register.scale)))))
+        return round(scaled, _decimals(register.scale))
 
     def _writable(self, name: str) -> Register:
         register = self.regmap.by_name.get(name)
@@ -169,7 +175,12 @@ def _quantised(register: Register, value: float) -> float:
     if register.type in (DataType.FLOAT32, DataType.BOOL):
         return value
     steps = round(value / register.scale)
-    return round(steps * register.scale, max(0, -math.floor(math.log10(abs(register.scale)))))
+    return round(steps * register.scale, _decimals(register.scale))
+
+
+def _decimals(scale: float) -> int:
+    """Decimal places a scale implies: 0.1 -> 1, 0.001 -> 3, 10 -> 0."""
+    return max(0, -math.floor(math.log10(abs(scale))))
 
 
 def _effective_range(register: Register, installer: Range | None) -> Range:

@@ -244,11 +244,26 @@ def _register_problems(regmap: RegisterMap, register: Register) -> Iterator[Prob
             yield (key,), "min must not exceed max"
 
 
+_RAW_RANGE = {
+    DataType.U16: (0, 0xFFFF),
+    DataType.S16: (-0x8000, 0x7FFF),
+    DataType.U32: (0, 0xFFFFFFFF),
+    DataType.S32: (-0x80000000, 0x7FFFFFFF),
+    DataType.BOOL: (0, 1),
+}
+
+
 def _writable_problems(register: Register) -> Iterator[Problem]:
+    assert register.writable is not None
     if register.table is Table.INPUT:
         yield (), "input registers are read-only; use a holding register or a coil"
     if register.type is DataType.STRING:
         yield (), "strings cannot be written"
+    low, high = _RAW_RANGE.get(register.type, (-math.inf, math.inf))
+    for bound in ("min", "max"):
+        raw = getattr(register.writable, bound) / (register.scale or 1)
+        if not low <= raw <= high:
+            yield (bound,), f"does not fit {register.type} with scale {register.scale}"
 
 
 def _overlaps(regmap: RegisterMap) -> Iterator[Problem]:
