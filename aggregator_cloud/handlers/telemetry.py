@@ -33,8 +33,7 @@ def handle_telemetry_batch(
     batch = parsed.document
     if batch.node != node:
         return HandlerResult(node, problems=(mismatch("the batch", batch.node, node),))
-    insertion = store.add_samples(node, batch.samples)
-    store.mark_seen(node, now or datetime.now(UTC))
+    insertion = store.add_samples(node, batch.samples, seen_at=now or datetime.now(UTC))
     return HandlerResult(
         node,
         stored=insertion.inserted,

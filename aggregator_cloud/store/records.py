@@ -70,8 +70,11 @@ class NodeRecord:
 class TelemetrySink(Protocol):
     """Where telemetry batches go."""
 
-    def add_samples(self, node: str, samples: Sequence[Reading]) -> Insertion:
-        """Store samples, ignoring those whose (node, seq) is already stored."""
+    def add_samples(
+        self, node: str, samples: Sequence[Reading], seen_at: datetime | None = None
+    ) -> Insertion:
+        """Store samples, ignoring those whose (node, seq) is already stored; with `seen_at`,
+        also mark the node seen then, in the same write."""
 
     def mark_seen(self, node: str, when: datetime) -> None:
         """The node was heard from at `when` (registers it if it is new)."""

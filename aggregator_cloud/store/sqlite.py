@@ -120,11 +120,14 @@ class SqliteStore:
 
     # --- TelemetrySink -------------------------------------------------------------------
 
-    def add_samples(self, node: str, samples: Sequence[Reading]) -> Insertion:
-        if not samples:
-            return Insertion(inserted=0, duplicates=0)
-        seqs = [sample.seq for sample in samples]
+    def add_samples(
+        self, node: str, samples: Sequence[Reading], seen_at: datetime | None = None
+    ) -> Insertion:
+        seqs = [sample.seq for sample in samples] or [0]
+        # One transaction, one fsync: the commit is what bounds the ingest rate.
         with self._transaction() as db:
+            if seen_at is not None:
+                _touch(db, node, seen_at)
             stored = dict(
                 db.execute(
                     "SELECT seq, ts FROM samples WHERE node = ? AND seq BETWEEN ? AND ?",
