@@ -17,10 +17,9 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -137,11 +136,12 @@ async def _serve_shadows(
         asyncio.create_task(_broker_exit(broker)),
     )
     try:
-        await _first(subscribed.wait(), critical)
+        if not await _wait_for(subscribed, stop, critical):
+            return  # asked to stop while starting
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
         announce(runner.addresses[0][1])
-        await _first(stop.wait(), critical)
+        await _wait_for(stop, stop, critical)
     finally:
         await runner.cleanup()
         for task in critical:
@@ -154,17 +154,22 @@ async def _broker_exit(broker: Broker) -> None:
     raise BrokerError(f"mosquitto exited unexpectedly (status {status}), see {broker.log_path}")
 
 
-async def _first(
-    awaitable: Coroutine[Any, Any, object], critical: tuple[asyncio.Task[None], ...]
-) -> None:
-    """Wait for ``awaitable``, but fail at once if a critical task ends first."""
-    waiter = asyncio.ensure_future(awaitable)
-    done, _ = await asyncio.wait({waiter, *critical}, return_when=asyncio.FIRST_COMPLETED)
+async def _wait_for(
+    event: asyncio.Event, stop: asyncio.Event, critical: tuple[asyncio.Task[None], ...]
+) -> bool:
+    """Wait until ``event`` or ``stop`` is set (False if it was ``stop``); fail at once with
+    its error if a critical task ends first."""
+    waiters = {asyncio.create_task(event.wait()), asyncio.create_task(stop.wait())}
+    try:
+        done, _ = await asyncio.wait({*waiters, *critical}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
     for task in critical:
         if task in done:
-            waiter.cancel()
             task.result()
             raise RuntimeError("the shadow service stopped unexpectedly")
+    return event.is_set()
 
 
 def _announce(
