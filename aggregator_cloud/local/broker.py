@@ -197,13 +197,12 @@ def _share_with(directory: Path, user: str) -> None:
 
 
 def _traversable_by(path: Path, uid: int, gid: int) -> bool:
-    mode = path.stat().st_mode
-    owner, group = path.stat().st_uid, path.stat().st_gid
-    if owner == uid:
-        return bool(mode & stat.S_IXUSR)
-    if group == gid:
-        return bool(mode & stat.S_IXGRP)
-    return bool(mode & stat.S_IXOTH)
+    status = path.stat()
+    if status.st_uid == uid:
+        return bool(status.st_mode & stat.S_IXUSR)
+    if status.st_gid == gid:
+        return bool(status.st_mode & stat.S_IXGRP)
+    return bool(status.st_mode & stat.S_IXOTH)
 
 
 class Broker:
