@@ -16,8 +16,11 @@ lint:
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 
+# Two runs: the library is one package under two names (`fractal` and, inside the integration,
+# `custom_components.fractal_node.fractal`), and mypy must see each name on its own.
 typecheck:
 	$(VENV)/mypy -p fractal -p aggregator_cloud
+	$(VENV)/mypy -p custom_components.fractal_node
 
 pytest:
 	$(VENV)/pytest -q
