@@ -1,13 +1,16 @@
 """A real embedded aggregator (`fractal-aggregator serve`: mosquitto + shadow service) for tests,
 and the unmodified AWS clients pointed at it.
 
-    with LocalAggregator.started() as aggregator:         # a subprocess on free loopback ports
-        node = aggregator.enroll("home-1")                  # certificate, key, CA (via `enroll`)
-        with mqtt5_client(aggregator, node) as client:      # awscrt MQTT5 over mutual TLS
-            shadow = shadow_client_v2(client)
-        iot_data(aggregator).get_thing_shadow(thingName="home-1")   # boto3 iot-data
+    with LocalAggregator.started() as aggregator:       # a subprocess on free loopback ports
+        node = aggregator.enroll("home-1")                # certificate, key, CA (via `enroll`)
+        with mqtt5_client(aggregator, node) as (client, events):  # MQTT5 over mutual TLS
+            shadow = shadow_client_v2(client)             # awsiotsdk IotShadowClientV2
+            deltas = open_stream(shadow.create_shadow_delta_updated_stream, request)
+        iot_data(aggregator).get_thing_shadow(thingName="home-1")  # boto3 iot-data
 
-Needs sockets: mark tests ``@pytest.mark.enable_socket``. The data directory is made with
+Needs loopback sockets for boto3: the ``enable_socket`` marker alone is undone by the Home
+Assistant plugin, so request pytest-socket's ``socket_enabled`` fixture (see
+tests/aggregator_cloud/local/conftest.py). The data directory is made with
 ``tempfile.mkdtemp`` and opened to traversal (0711), because mosquitto started as root runs as
 the ``mosquitto`` user, which cannot enter pytest's 0700 ``tmp_path``.
 
