@@ -240,7 +240,8 @@ class Plan(Document):
         return self.start + timedelta(seconds=self.step * self.slots)
 
     def slot_at(self, when: datetime) -> int | None:
-        """The slot `when` falls in, or None before the start, after the end or expiry."""
+        """The slot `when` (timezone-aware) falls in, or None before the start, after the end
+        or from the expiry on."""
         if when < self.start or when >= self.end or when >= self.expiry:
             return None
         return int((when - self.start).total_seconds()) // self.step

@@ -43,7 +43,7 @@ class Reading(Record):
     Signs: `grid_w` > 0 imports, `battery_w` > 0 charges; the rest are >= 0."""
 
     seq: Seq
-    """Increases by at least one with every reading the node takes."""
+    """Increases with every reading the node takes; never reused, not even after a restart."""
     ts: UtcDatetime
     grid_w: MeasuredW | None = None
     pv_w: NonNegMeasuredW | None = None
@@ -102,7 +102,7 @@ class TelemetryBatch(Document):
     )
     node: NodeId
     seq: Seq
-    """The batch's own sequence number: the store drops a batch it has already seen."""
+    """The batch's own number: a re-sent batch keeps it, with exactly the same samples."""
     samples: tuple[Reading, ...] = Field(min_length=1)
 
     def semantic_problems(self) -> list[Problem]:
