@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING, Protocol
 
 from .codec import DataType, decode, encode
 from .errors import ModbusDeviceError, WriteNotVerified, WriteRefused
@@ -44,6 +45,31 @@ class WriteResult:
     clamped: bool
 
 
+class PolledDevice(Protocol):
+    """What the Home Assistant shell needs from any device: map-based or SunSpec."""
+
+    unit: int
+    gateway: Gateway
+
+    @property
+    def poll_groups(self) -> Mapping[str, float]:
+        """Poll group name -> interval in seconds (one coordinator each)."""
+        ...
+
+    @property
+    def availability(self) -> Availability:
+        """Whether the device answers (entities unavailable otherwise), since when, why."""
+        ...
+
+    async def read_identity(self) -> dict[str, Reading]:
+        """Serial number and model, read once when the device is added."""
+        ...
+
+    async def poll(self, group: str) -> dict[str, Reading]:
+        """Readings of one group; raises DeviceUnavailable when the device is down."""
+        ...
+
+
 class Device:
     """A unit id on a gateway, read and written through its register map."""
 
@@ -73,6 +99,11 @@ class Device:
     def availability(self) -> Availability:
         """Whether the device answers, since when, and why not."""
         return self.health.availability
+
+    @property
+    def poll_groups(self) -> Mapping[str, float]:
+        """Poll group name -> interval in seconds, from the map."""
+        return self.regmap.poll_groups
 
     def plan(self, group: str) -> list[ReadBlock[Register]]:
         """The reads that cover `group` (computed once per group)."""
@@ -217,3 +248,9 @@ def _matches(register: Register, target: float, read_back: Value) -> bool:
     if register.type is DataType.FLOAT32:
         return math.isclose(read_back, target, rel_tol=1e-6, abs_tol=1e-6)
     return abs(read_back - target) <= abs(register.scale) / 2
+
+
+if TYPE_CHECKING:  # mypy checks that this kind of device serves the shell
+
+    def _conforms(device: Device) -> PolledDevice:
+        return device

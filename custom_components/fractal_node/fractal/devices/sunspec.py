@@ -11,14 +11,14 @@ from __future__ import annotations
 import math
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sunspec2.device as sunspec_device  # type: ignore[import-untyped]
 
-from .device import Reading
+from .device import PolledDevice, Reading
 from .errors import DeviceException, ModbusDeviceError, ProtocolError
 from .gateway import Gateway
 from .health import Availability, Health
@@ -122,7 +122,7 @@ def _block(address: int, count: int) -> ReadBlock[_Word]:
 class SunSpecDevice:
     """A SunSpec device on a gateway: identity from model 1, the other models polled."""
 
-    poll_groups = {"fast": 5.0}
+    poll_groups: Mapping[str, float] = {"fast": 5.0}
 
     def __init__(
         self,
@@ -219,3 +219,9 @@ def _reading(name: str, point: Any) -> Reading:
     if isinstance(value, str):
         return Reading(name, value.strip("\x00 "), unit)
     return Reading(name, value, unit)
+
+
+if TYPE_CHECKING:  # mypy checks that this kind of device serves the shell
+
+    def _conforms(device: SunSpecDevice) -> PolledDevice:
+        return device
