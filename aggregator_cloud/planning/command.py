@@ -15,10 +15,10 @@ from typing import Any
 
 from fractal.planner import HomePlan, Planner, Scenario, ScenarioError, load_scenario
 from fractal.planner.document import PlanDocumentError, to_plan_document
+from fractal.planner.fleet import plan_fleet
 from fractal.protocol import to_jsonable
 
 OUTPUT_SCHEMA = "fractal.plan-run.v1"
-EVENTS_NOT_APPLIED = "not applied: fleet price coordination is the planner's next step"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,11 +58,9 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def plan_scenario(scenario: Scenario, issued: datetime, planner: Planner) -> dict[str, Any]:
-    """Plan every home; the document written by the command."""
-    homes = [
-        _home_output(scenario, index, planner.plan_home(scenario, home), issued)
-        for index, home in enumerate(scenario.homes)
-    ]
+    """Plan every home and coordinate the events' groups; the document the command writes."""
+    plans, outcomes = plan_fleet(scenario, planner)
+    homes = [_home_output(scenario, index, plan, issued) for index, plan in enumerate(plans)]
     return {
         "schema": OUTPUT_SCHEMA,
         "issued": issued.isoformat(),
@@ -71,7 +69,17 @@ def plan_scenario(scenario: Scenario, issued: datetime, planner: Planner) -> dic
         "slots": scenario.slots,
         "total_cost_p": round(sum(home["cost_p"] for home in homes), 6),
         "homes": homes,
-        "events": [{"id": event.id, "status": EVENTS_NOT_APPLIED} for event in scenario.events],
+        "events": [
+            {
+                "id": outcome.event_id,
+                "status": outcome.status,
+                "met": outcome.met,
+                "homes": outcome.homes,
+                "max_excess_kw": round(outcome.max_excess_kw, 6),
+                "price_signal_p_per_kwh": outcome.signal_p_per_kwh,
+            }
+            for outcome in outcomes
+        ],
     }
 
 

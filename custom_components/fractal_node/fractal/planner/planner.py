@@ -108,9 +108,16 @@ class Planner:
     def plan_scenario(self, scenario: Scenario) -> list[HomePlan]:
         return [self.plan_home(scenario, home) for home in scenario.homes]
 
-    def plan_home(self, scenario: Scenario, home: Home) -> HomePlan:
+    def plan_home(
+        self, scenario: Scenario, home: Home, grid_price_adder: Vector | None = None
+    ) -> HomePlan:
+        """Plan one home; ``grid_price_adder`` (p/kWh per slot) is a fleet coordination signal.
+
+        The adder raises both the import cost and the export value, so it prices net grid
+        power without making exporting beat importing; ``cost_p`` always uses the true prices.
+        """
         config = configuration(scenario, home)
-        data = home_data(scenario, home)
+        data = home_data(scenario, home, grid_price_adder)
         solution = self.cache.model(config).solve(data)
         if not solution.solved:
             return _fallback(scenario, home, data, solution)
@@ -140,9 +147,11 @@ def configuration(scenario: Scenario, home: Home) -> Configuration:
     )
 
 
-def home_data(scenario: Scenario, home: Home) -> HomeData:
+def home_data(scenario: Scenario, home: Home, grid_price_adder: Vector | None = None) -> HomeData:
     battery = home.battery or _NO_BATTERY
     import_cost, export_value = objective_weights(scenario.objective, home)
+    if grid_price_adder is not None:
+        import_cost, export_value = import_cost + grid_price_adder, export_value + grid_price_adder
     return HomeData(
         pv_kw=np.asarray(home.pv_kw, dtype=np.float64),
         load_kw=np.asarray(home.load_kw, dtype=np.float64),

@@ -1,0 +1,129 @@
+"""Fleet flexibility by price coordination: never one giant LP.
+
+A DSO event caps the net import of a tag group (``tag=value``) over a window. Each round plans
+the group's homes separately with a per-slot price signal added to their grid prices, measures
+the group's planned net import, and raises the signal where the cap is exceeded (lowers it where
+there is room): dual ascent on the cap. LP responses are all-or-nothing at a price threshold,
+so this can oscillate; the best round is kept (every cap met at the lowest cost, else the
+smallest excess) and each event's status says whether its cap is met.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .model import Vector
+from .planner import HomePlan, Planner
+from .scenario import FlexEvent, Scenario
+
+MAX_ROUNDS = 30
+STEP_P_PER_KWH = 10.0  # signal change per round for an excess equal to the cap
+TOLERANCE_KW = 1e-3
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    event_id: str
+    met: bool
+    homes: int
+    rounds: int
+    max_excess_kw: float
+    signal_p_per_kwh: list[float]  # the final price signal in the event's slots
+
+    @property
+    def status(self) -> str:
+        if self.homes == 0:
+            return "not applied: no home carries the tag"
+        if self.met:
+            return f"met after {self.rounds} round(s)"
+        return f"not met: the group stays {self.max_excess_kw:.3f} kW over its cap"
+
+
+def event_slots(scenario: Scenario, event: FlexEvent) -> Vector:
+    """1.0 for slots the event window overlaps, else 0.0."""
+    starts = scenario.start.timestamp() + np.arange(scenario.slots) * scenario.step_seconds
+    ends = starts + scenario.step_seconds
+    overlap = (starts < event.end.timestamp()) & (ends > event.start.timestamp())
+    return overlap.astype(np.float64)
+
+
+def plan_fleet(
+    scenario: Scenario, planner: Planner | None = None
+) -> tuple[list[HomePlan], list[EventOutcome]]:
+    """Plan every home, then coordinate each event's group by price until its cap holds."""
+    return _Coordination(scenario, planner or Planner()).run()
+
+
+class _Coordination:
+    def __init__(self, scenario: Scenario, planner: Planner) -> None:
+        self.scenario, self.planner = scenario, planner
+        self.events = list(scenario.events)
+        self.members = [
+            [i for i, home in enumerate(scenario.homes) if home.tags.get(e.tag) == e.value]
+            for e in self.events
+        ]
+        self.windows = [event_slots(scenario, event) for event in self.events]
+        self.signals = [np.zeros(scenario.slots) for _ in self.events]
+        self.affected = sorted({i for group in self.members for i in group})
+
+    def run(self) -> tuple[list[HomePlan], list[EventOutcome]]:
+        plans = [self.planner.plan_home(self.scenario, home) for home in self.scenario.homes]
+        best_score: tuple[bool, float, float] | None = None
+        best_plans, best_round, best_signals = plans, 1, [s.copy() for s in self.signals]
+        for round_number in range(1, MAX_ROUNDS + 1):
+            excesses = [self.excess(plans, index) for index in range(len(self.events))]
+            worst = max((float(e.max()) for e in excesses), default=0.0)
+            over = worst > TOLERANCE_KW
+            score = (over, worst if over else 0.0, sum(plan.cost_p for plan in plans))
+            if best_score is None or score < best_score:
+                best_score, best_plans, best_round = score, plans, round_number
+                best_signals = [s.copy() for s in self.signals]
+            if not over or not self.affected:
+                break
+            for signal, excess, event in zip(self.signals, excesses, self.events, strict=True):
+                step = STEP_P_PER_KWH * excess / max(event.import_max_kw, 1.0)
+                signal[:] = np.maximum(signal + step, 0.0)
+            plans = self.replan(plans)
+        self.signals = best_signals
+        outcomes = [
+            self.outcome(index, best_plans, best_round) for index in range(len(self.events))
+        ]
+        return best_plans, outcomes
+
+    def excess(self, plans: list[HomePlan], index: int) -> Vector:
+        """The group's net import above the cap in the event's slots (negative: room left)."""
+        group, window = self.members[index], self.windows[index]
+        if not group:
+            return np.zeros_like(window)
+        total = np.sum([plans[i].grid_kw for i in group], axis=0)
+        return np.where(window > 0, total - self.events[index].import_max_kw, 0.0)
+
+    def replan(self, plans: list[HomePlan]) -> list[HomePlan]:
+        replanned = list(plans)
+        for home_index in self.affected:
+            adder = np.sum(
+                [
+                    s
+                    for group, s in zip(self.members, self.signals, strict=True)
+                    if home_index in group
+                ],
+                axis=0,
+            )
+            home = self.scenario.homes[home_index]
+            replanned[home_index] = self.planner.plan_home(self.scenario, home, adder)
+        return replanned
+
+    def outcome(self, index: int, plans: list[HomePlan], rounds: int) -> EventOutcome:
+        group, window = self.members[index], self.windows[index]
+        worst = max(float(self.excess(plans, index).max()), 0.0) if group else 0.0
+        signal = self.signals[index]
+        return EventOutcome(
+            event_id=self.events[index].id,
+            met=bool(group) and worst <= TOLERANCE_KW,
+            homes=len(group),
+            rounds=rounds,
+            max_excess_kw=worst,
+            signal_p_per_kwh=[round(float(v), 4) for v, w in zip(signal, window, strict=True) if w],
+        )

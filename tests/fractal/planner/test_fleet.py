@@ -1,0 +1,84 @@
+"""Fleet events: a tag group's net import held under a cap by price coordination."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from fractal.planner import Planner, parse_scenario
+from fractal.planner.fleet import event_slots, plan_fleet
+
+from tests.support.planner_check import replay
+from tests.support.planner_scenarios import START, battery, home, scenario
+
+EVENING = {"start": "2026-11-22T04:00:00Z", "end": "2026-11-22T06:00:00Z"}
+
+
+def street(cap_kw: float, **event: Any) -> dict[str, Any]:
+    # Six hours; every elm home loads 1.5 kW in the last two. The evening costs only 1 p more
+    # than the night, less than a battery cycle's losses and wear: alone, no home cycles.
+    prices = [20.0] * 4 + [21.0] * 2
+    homes = [
+        home(
+            f"elm-{i}",
+            load=[0.3] * 4 + [1.5, 1.5],
+            imp=prices,
+            exp=[0.0] * 6,
+            battery=battery(capacity_kwh=4.0, soc_max_kwh=4.0, charge_kw=1.0, discharge_kw=1.5),
+            tags={"street": "elm"},
+        )
+        for i in range(3)
+    ]
+    homes.append(home("oak-1", load=[1.0] * 6, imp=prices, exp=[0.0] * 6, tags={"street": "oak"}))
+    flex = {"id": "cap", "tag": "street", "value": "elm", "import_max_kw": cap_kw} | EVENING
+    return scenario(*homes, events=[flex | event])
+
+
+def group_import(plans: list[Any], indices: range, window: np.ndarray) -> np.ndarray:
+    return np.sum([plans[i].grid_kw for i in indices], axis=0)[window > 0]
+
+
+def test_a_reachable_cap_is_met_and_the_plans_stay_feasible() -> None:
+    parsed = parse_scenario(street(cap_kw=0.5))
+    uncoordinated = Planner().plan_scenario(parsed)
+    window = event_slots(parsed, parsed.events[0])
+    assert group_import(uncoordinated, range(3), window).tolist() == pytest.approx([4.5, 4.5])
+    plans, (outcome,) = plan_fleet(parsed)
+    assert outcome.met
+    assert outcome.status.startswith("met after")
+    assert group_import(plans, range(3), window).max() <= 0.5 + 1e-3
+    assert all(plan.discharge_kw[4:].sum() > 0 for plan in plans[:3])
+    for plan, scenario_home in zip(plans, parsed.homes, strict=True):
+        assert replay(parsed, scenario_home, plan).violations == []
+    # Meeting the cap cannot beat each home's own optimum; the home outside the tag is as before.
+    assert sum(p.cost_p for p in plans) >= sum(p.cost_p for p in uncoordinated) - 1e-6
+    assert plans[3].cost_p == pytest.approx(uncoordinated[3].cost_p)
+    assert max(outcome.signal_p_per_kwh, default=0.0) > 0
+
+
+def test_an_impossible_cap_is_reported_not_met() -> None:
+    # Batteries giving 0.2 kW cannot carry 4.5 kW of evening load down to zero import.
+    document = street(cap_kw=0.0)
+    for index in range(3):
+        document["homes"][index]["battery"]["discharge_kw"] = 0.2
+    plans, (outcome,) = plan_fleet(parse_scenario(document))
+    assert not outcome.met
+    assert outcome.max_excess_kw == pytest.approx(3 * (1.5 - 0.2), abs=1e-3)
+    assert outcome.status == f"not met: the group stays {outcome.max_excess_kw:.3f} kW over its cap"
+    assert len(plans) == 4
+
+
+def test_an_event_for_a_tag_nobody_carries_is_not_applied() -> None:
+    plans, (outcome,) = plan_fleet(parse_scenario(street(cap_kw=0.5, value="birch")))
+    assert outcome.homes == 0
+    assert outcome.status == "not applied: no home carries the tag"
+    assert len(plans) == 4
+
+
+def test_event_slots_cover_every_slot_the_window_touches() -> None:
+    parsed = parse_scenario(
+        street(cap_kw=1.0, start="2026-11-22T01:30:00Z", end="2026-11-22T03:00:00Z")
+    )
+    assert START == "2026-11-22T00:00:00Z"
+    assert event_slots(parsed, parsed.events[0]).tolist() == [0, 1, 1, 0, 0, 0]
