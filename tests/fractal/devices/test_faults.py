@@ -215,3 +215,20 @@ async def test_garbled_answer_is_reported_and_the_next_poll_reads_cleanly(
 
     assert readings["power"].value == 1500.0
     assert device.availability.available
+
+
+async def test_write_to_a_device_known_to_be_down_fails_fast(start_server, gateways) -> None:
+    clock = Clock()
+    server = await start_server({3: "generic_evse"})
+    device = Device(
+        gateways(server.port, clock=clock), 3, load_shipped_map("generic_evse"), clock=clock
+    )
+    server.set_fault(3, SILENT)
+    with pytest.raises(DeviceUnavailable):
+        await device.poll("fast")
+    server.set_fault(3, None)
+
+    with pytest.raises(DeviceUnavailable, match="retrying in"):
+        await device.write("charge_current_setpoint", 10)
+
+    assert server.devices[3].image.writes == []

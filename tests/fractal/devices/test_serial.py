@@ -11,10 +11,13 @@ from fractal.devices.regmap import load_shipped_map
 from tests.fractal.devices.modbus_emulator import SILENT, EmulatedDevice, EmulatorServer
 
 
-async def test_two_meters_on_one_rs485_line(serial_pair: tuple[str, str]) -> None:
+async def test_meters_and_a_charger_on_one_rs485_line(serial_pair: tuple[str, str]) -> None:
     server_end, client_end = serial_pair
     sdm630, sdm230 = load_shipped_map("eastron_sdm630"), load_shipped_map("eastron_sdm230")
-    server = EmulatorServer({1: EmulatedDevice(sdm630), 2: EmulatedDevice(sdm230)})
+    evse_map = load_shipped_map("generic_evse")
+    server = EmulatorServer(
+        {1: EmulatedDevice(sdm630), 2: EmulatedDevice(sdm230), 3: EmulatedDevice(evse_map)}
+    )
     server.devices[1].set("power", 4321.5)
     server.devices[2].set("voltage", 241.0)
     await server.start_serial(server_end, baudrate=115200)
@@ -29,6 +32,7 @@ async def test_two_meters_on_one_rs485_line(serial_pair: tuple[str, str]) -> Non
         with pytest.raises(DeviceUnavailable, match="no answer"):
             await single_phase.poll("energy")
         after_fault = await three_phase.poll("energy")
+        written = await Device(gateway, 3, evse_map).write("charge_current_setpoint", 40)
     finally:
         await gateway.close()
         await server.stop()
@@ -36,4 +40,6 @@ async def test_two_meters_on_one_rs485_line(serial_pair: tuple[str, str]) -> Non
     assert first["power"].value == 4321.5
     assert second["voltage"].value == 241.0
     assert after_fault["energy_import"].value is not None
+    assert (written.written, written.read_back) == (32, 32)  # clamped, verified over RS485
+    assert server.devices[3].raw("charge_current_setpoint") == [32]
     assert str(gateway.endpoint) == f"{client_end}@115200"

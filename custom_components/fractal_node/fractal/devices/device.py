@@ -129,9 +129,13 @@ class Device:
         return readings
 
     async def write(self, name: str, value: float | str | bool) -> WriteResult:
-        """Write a set-point within the envelope, then read it back and verify it."""
+        """Write a set-point within the envelope, then read it back and verify it.
+
+        Not retried: a refusal (exception code) or a timeout is raised for the caller to report.
+        """
         register = self._writable(name)
         requested, target = self._within_envelope(register, value)
+        self.health.check()  # a device known to be down fails fast, without touching the wire
         if register.table is Table.COIL:
             await self.gateway.write_coil(self.unit, register.address, bool(target))
         else:
