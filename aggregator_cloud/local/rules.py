@@ -100,7 +100,8 @@ class RulesDispatcher:
         self._port = port
         self._tls_context = tls_context
         self._identifier = identifier
-        self._on_result = on_result
+        self.on_result = on_result
+        """Called with every handler's result; may be set after construction."""
         self.accepted: Counter[str] = Counter()
         """Messages handled without a problem, per rule."""
         self.refused: Counter[str] = Counter()
@@ -128,8 +129,8 @@ class RulesDispatcher:
                 LOGGER.exception("%s: failed to handle a message on %s", rule.name, topic)
                 return None
         self._account(rule, topic, result)
-        if self._on_result is not None:
-            self._on_result(result)
+        if self.on_result is not None:
+            self.on_result(result)
         return result
 
     def _account(self, rule: Rule, topic: str, result: HandlerResult) -> None:

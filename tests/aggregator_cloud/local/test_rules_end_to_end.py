@@ -1,6 +1,6 @@
-"""A node's telemetry and shadow updates reach the registry through the real local parts:
-the generated mosquitto (mutual TLS, ACL), our shadow service and the rules dispatcher on the
-broker's loopback listener with the service identity."""
+"""A node's telemetry and shadow updates reach the fleet page through the real local parts:
+the generated mosquitto (mutual TLS, ACL), our shadow service, and `fleet_data` (the store, the
+rules dispatcher on the broker's loopback listener with the service identity, the page)."""
 
 from __future__ import annotations
 
@@ -15,19 +15,21 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from aggregator_cloud.handlers import HandlerResult
 from aggregator_cloud.local.broker import Broker, BrokerSettings
 from aggregator_cloud.local.ca import CertificateAuthority, IssuedCertificate, write_private
-from aggregator_cloud.local.rules import RulesDispatcher
+from aggregator_cloud.local.fleet_data import fleet_data
 from aggregator_cloud.local.runtime import free_port
+from aggregator_cloud.local.shadow.rest import build_app
 from aggregator_cloud.local.shadow.service import (
     BrokerConnection,
     ShadowService,
     service_tls_context,
 )
 from aggregator_cloud.local.shadow.store import ShadowStore
-from aggregator_cloud.store import SqliteStore
 from tests.support.fleet_documents import ack, batch, descriptor, reading, snapshot
 
 NODE = "home-1"
@@ -88,50 +90,50 @@ async def background(task: asyncio.Task[None]) -> AsyncIterator[None]:
             await task
 
 
-async def test_node_reports_reach_the_registry(
+async def test_node_reports_reach_the_fleet_page(
     site: Site, tmp_path: Path, socket_enabled: None
 ) -> None:
     shadows = ShadowStore(tmp_path / "shadows.sqlite3")
     connection = BrokerConnection(site.local_port, site.service_tls)
-    shadow_ready, rules_ready = asyncio.Event(), asyncio.Event()
-    results: asyncio.Queue[HandlerResult] = asyncio.Queue()
-    with SqliteStore(tmp_path / "fleet.sqlite") as store:
-        dispatcher = RulesDispatcher(
-            store, site.local_port, tls_context=site.service_tls, on_result=results.put_nowait
-        )
-        shadow_task = asyncio.create_task(
-            connection.serve(ShadowService(shadows, connection.publish), shadow_ready.set)
-        )
-        rules_task = asyncio.create_task(dispatcher.run(rules_ready.set))
-        async with background(shadow_task), background(rules_task):
+    service = ShadowService(shadows, connection.publish)
+    app = build_app(service)
+    shadow_ready = asyncio.Event()
+    shadow_task = asyncio.create_task(connection.serve(service, shadow_ready.set))
+    async with (
+        background(shadow_task),
+        fleet_data(tmp_path / "fleet.sqlite3", app, site.local_port, site.service_tls) as fleet,
+    ):
+        results: asyncio.Queue[HandlerResult] = asyncio.Queue()
+        fleet.dispatcher.on_result = results.put_nowait
+        async with asyncio.timeout(HANG_GUARD_SECONDS):
+            await shadow_ready.wait()
+        async with aiomqtt.Client(
+            "127.0.0.1", site.mqtt_port, identifier=NODE, tls_context=site.node_tls(NODE)
+        ) as node:
+            samples = [reading(seq, grid_w=4321.0) for seq in (1, 2, 3)]
+            await node.publish(
+                f"$aws/rules/fractal_telemetry/{NODE}",
+                json.dumps(batch(NODE, 1, samples)),
+                qos=1,
+            )
+            reported = {"node": descriptor(NODE, "Mill"), "telemetry": snapshot(NODE, 2)}
+            await node.publish(
+                f"$aws/things/{NODE}/shadow/update",
+                json.dumps({"state": {"reported": reported}}),
+                qos=1,
+            )
+            await node.publish(
+                f"$aws/things/{NODE}/shadow/name/plan/update",
+                json.dumps({"state": {"reported": {"plan": ack("p1", "accepted", 5)}}}),
+                qos=1,
+            )
             async with asyncio.timeout(HANG_GUARD_SECONDS):
-                await shadow_ready.wait()
-                await rules_ready.wait()
-            async with aiomqtt.Client(
-                "127.0.0.1", site.mqtt_port, identifier=NODE, tls_context=site.node_tls(NODE)
-            ) as node:
-                samples = [reading(seq) for seq in (1, 2, 3)]
-                await node.publish(
-                    f"$aws/rules/fractal_telemetry/{NODE}",
-                    json.dumps(batch(NODE, 1, samples)),
-                    qos=1,
-                )
-                reported = {"node": descriptor(NODE, "Mill"), "telemetry": snapshot(NODE, 3)}
-                await node.publish(
-                    f"$aws/things/{NODE}/shadow/update",
-                    json.dumps({"state": {"reported": reported}}),
-                    qos=1,
-                )
-                await node.publish(
-                    f"$aws/things/{NODE}/shadow/name/plan/update",
-                    json.dumps({"state": {"reported": {"plan": ack("p1", "accepted", 5)}}}),
-                    qos=1,
-                )
-                async with asyncio.timeout(HANG_GUARD_SECONDS):
-                    handled = [await results.get() for _ in range(3)]
-        shadows.close()
-        record = store.node(NODE)
-        stored = store.sample_count(NODE)
+                handled = [await results.get() for _ in range(3)]
+        async with TestClient(TestServer(app)) as browser:
+            page = await (await browser.get("/")).text()
+        record = fleet.store.node(NODE)
+        stored = fleet.store.sample_count(NODE)
+    shadows.close()
 
     assert sorted((result.ok, result.stored) for result in handled) == [
         (True, 1),
@@ -141,6 +143,19 @@ async def test_node_reports_reach_the_registry(
     assert stored == 3
     assert record is not None
     assert record.name == "Mill"
-    assert record.snapshot is not None
     assert record.plan.ack_status == "accepted"
     assert record.last_seen is not None
+    assert "Mill" in page
+    assert "4,321 W" in page  # the last sample (seq 3) is newer than the snapshot (seq 2)
+    assert "accepted" in page
+
+
+async def test_a_dispatcher_that_cannot_trust_the_broker_fails_at_start(
+    site: Site, tmp_path: Path, socket_enabled: None
+) -> None:
+    system_roots_only = ssl.create_default_context()  # not our CA, no client certificate
+    app = web.Application()
+
+    with pytest.raises(aiomqtt.MqttError):
+        async with fleet_data(tmp_path / "fleet.sqlite3", app, site.local_port, system_roots_only):
+            pass
