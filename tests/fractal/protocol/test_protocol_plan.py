@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fractal.protocol import (
+    MODES_BY_KIND,
     PLAN_BUDGET,
     SHADOW_STATE_LIMIT,
+    VALUE_RULES,
     Command,
     Device,
     DeviceKind,
@@ -29,8 +31,9 @@ from fractal.protocol import (
     shadow_payload,
     shadow_size,
 )
+from hypothesis import given, settings
 
-from tests.fractal.protocol.protocol_strategies import full_home_plan
+from tests.fractal.protocol.protocol_strategies import full_home_plan, plans
 
 ISSUED = datetime(2026, 11, 22, 9, 55, tzinfo=UTC)
 START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -186,3 +189,20 @@ def test_a_descriptor_finds_its_devices_by_id() -> None:
 
     assert descriptor.device("battery") is battery
     assert descriptor.device("ev") is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(plans())
+def test_every_slot_of_a_valid_plan_resolves_to_a_command_its_device_accepts(plan: Plan) -> None:
+    for device_plan in plan.devices.values():
+        for slot in range(plan.slots):
+            command = device_plan.command_at(slot)
+            if command is None:
+                continue
+            assert command.mode in MODES_BY_KIND[device_plan.kind]
+            rule = VALUE_RULES.get(command.mode)
+            if rule is None:
+                assert command.value is None
+            else:
+                assert command.value is not None
+                assert rule.problem(command.value) is None
