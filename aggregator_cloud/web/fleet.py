@@ -4,6 +4,7 @@ Routes (clear of the iot-data REST paths `/things/`, `/topics/`, `/api/things/`)
 
     GET /                                 the fleet table; `?tag=feeder=F12` filters it
     GET /nodes/{node}                     one node: descriptor, plan, latest values, last hour
+    GET /groups/{key}/{value}             a tag group as one node: its members and summed hour
     GET /api/fleet                        the fleet table as JSON (same `?tag=`)
     GET /api/nodes/{node}/telemetry       samples as JSON; `?since=` and `?until=` (ISO 8601)
     GET /api/groups/{key}/{value}/telemetry   a tag group's summed telemetry; `?since=&step=`
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 import jinja2
 import pandas as pd
@@ -34,6 +36,8 @@ TEMPLATES_KEY: Final = web.AppKey("fractal_fleet_templates", jinja2.Environment)
 
 RECENT: Final = timedelta(hours=1)
 """How far back the node page and the telemetry endpoint look by default."""
+GROUP_STEP: Final = timedelta(minutes=5)
+"""The group page's bucket: members report at different instants, so they are summed per step."""
 MAX_GROUP_BUCKETS: Final = 10_000
 NO_VALUE: Final = "\u2013"
 """Shown for a value a node did not report (an en dash)."""
@@ -48,6 +52,7 @@ def add_routes(
     app[TEMPLATES_KEY] = _templates()
     app.router.add_get("/", fleet_page)
     app.router.add_get("/nodes/{node}", node_page)
+    app.router.add_get("/groups/{key}/{value}", group_page)
     app.router.add_get("/api/fleet", fleet_json)
     app.router.add_get("/api/nodes/{node}/telemetry", node_telemetry_json)
     app.router.add_get("/api/groups/{key}/{value}/telemetry", group_telemetry_json)
@@ -62,6 +67,7 @@ def _templates() -> jinja2.Environment:
     environment.filters["watts"] = _watts
     environment.filters["percent"] = _percent
     environment.filters["when"] = _when
+    environment.filters["segment"] = _path_segment
     return environment
 
 
@@ -191,6 +197,26 @@ async def node_page(request: web.Request) -> web.Response:
     )
 
 
+async def group_page(request: web.Request) -> web.Response:
+    store, now = request.app[STORE_KEY], request.app[CLOCK_KEY]()
+    key, value = request.match_info["key"], request.match_info["value"]
+    members = fleet_rows(store, (key, value), now)
+    if not members:
+        raise web.HTTPNotFound(text=f"no node is tagged {key}={value}")
+    frame = store.group_telemetry(key, value, now - RECENT, now, GROUP_STEP)
+    return _render(
+        request,
+        "group.html",
+        key=key,
+        value=value,
+        rows=members,
+        buckets=_sample_dicts(frame.iloc[::-1]),
+        step_minutes=int(GROUP_STEP.total_seconds() // 60),
+        fields=FIELDS,
+        now=now,
+    )
+
+
 async def fleet_json(request: web.Request) -> web.Response:
     store, now = request.app[STORE_KEY], request.app[CLOCK_KEY]()
     rows = fleet_rows(store, _tag_filter(request), now)
@@ -274,6 +300,11 @@ def _iso(when: datetime | None) -> str | None:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False)
+
+
+def _path_segment(value: str) -> str:
+    """`value` quoted for one URL path segment (a tag value may hold `/` or `?`)."""
+    return quote(value, safe="")
 
 
 def _watts(value: object) -> str:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 from aiohttp import web
@@ -256,3 +257,33 @@ async def test_the_page_shares_an_app_with_the_iot_data_rest_api(
     assert "Mill &lt;House&gt;" in page
     assert shadow.status == 404
     assert "No shadow exists" in json.dumps(shadow_error)
+
+
+async def test_a_group_page_shows_the_group_as_one_node(client: TestClient[Any, Any]) -> None:
+    page = await text(client, "/groups/feeder/F12")
+
+    assert "<h1>feeder=F12 <span" in page
+    assert 'href="/nodes/n1"' in page
+    assert 'href="/nodes/n2"' not in page
+    # One 5-minute step holds n1's samples of 12:00:10-12:01:00 (1001-1006 W, mean 1003.5).
+    assert "<td>2026-03-01T12:00:00Z</td>" in page
+    assert "1,004 W" in page
+    assert "77 W" not in page  # two hours old
+
+
+async def test_group_links_survive_any_tag_value(client: TestClient[Any, Any]) -> None:
+    fleet = await text(client, "/?" + urlencode({"tag": f"note={SCRIPT}"}))
+    link = f"/groups/note/{quote(SCRIPT, safe='')}"
+
+    group = await text(client, link)
+
+    assert f'href="{link}"' in fleet
+    assert "note=&lt;script&gt;alert(1)&lt;/script&gt;" in group
+    assert 'href="/nodes/n3"' in group
+    assert SCRIPT not in group
+
+
+async def test_an_unknown_group_is_404(client: TestClient[Any, Any]) -> None:
+    page = await text(client, "/groups/feeder/F99", status=404)
+
+    assert "no node is tagged feeder=F99" in page
