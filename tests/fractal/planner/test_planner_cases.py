@@ -179,3 +179,56 @@ def test_models_are_reused_for_the_same_configuration() -> None:
         result = planner.plan_home(parsed, parsed.homes[0])
         assert result.cost_p == pytest.approx(4 * price)
     assert planner.cache.builds == 1
+
+
+def test_a_solver_out_of_time_still_gives_every_home_an_honest_plan() -> None:
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from fractal.planner import load_scenario
+    from fractal.planner.document import to_plan_document
+
+    example = Path(__file__).parents[3] / "docs" / "examples" / "scenario-street.json"
+    parsed = load_scenario(example.read_bytes())
+    planner = Planner(time_limit_s=1e-9)
+    for street_home in parsed.homes:
+        result = planner.plan_home(parsed, street_home)
+        assert result.status.kind == "relaxed"
+        assert "solver gave no plan (Time limit reached)" in str(result.status)
+        checked = replay(parsed, street_home, result)
+        assert checked.violations == []
+        assert result.cost_p == pytest.approx(checked.cost_p, abs=1e-6)
+        document = to_plan_document(parsed, street_home, result, datetime(2026, 11, 22, tzinfo=UTC))
+        assert document.node == street_home.id
+
+
+def test_the_carbon_objective_moves_imports_to_clean_slots() -> None:
+    # Same price all day; the grid is clean in slot 0 and dirty in slot 1.
+    document = scenario(
+        home(
+            load=[0.0, 2.0],
+            imp=[10.0, 10.0],
+            exp=[0.0, 0.0],
+            battery=battery(charge_efficiency=1.0, discharge_efficiency=1.0),
+            carbon_g_per_kwh=[50.0, 400.0],
+        ),
+        objective={"mode": "carbon"},
+    )
+    parsed = parse_scenario(document)
+    result = Planner().plan_home(parsed, parsed.homes[0])
+    assert str(result.status) == "optimal"
+    # Charge in the clean slot to serve the dirty one; money is the same either way.
+    assert result.charge_kw[0] == pytest.approx(2.0)
+    assert result.grid_kw[1] == pytest.approx(0.0, abs=1e-7)
+    cost_only = Planner().plan_home(
+        parse_scenario(document | {"objective": {"mode": "cost"}}), parsed.homes[0]
+    )
+    assert cost_only.charge_kw.sum() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_carbon_objectives_need_an_intensity_forecast() -> None:
+    from fractal.planner import ScenarioError
+
+    document = scenario(home(load=[1.0], imp=[10.0], exp=[0.0]), objective={"mode": "mix"})
+    with pytest.raises(ScenarioError, match="carbon_g_per_kwh is needed for objective 'mix'"):
+        parse_scenario(document)

@@ -18,7 +18,7 @@ from .model import (
     Solution,
     Vector,
 )
-from .scenario import Battery, Ev, Home, Objective, Scenario
+from .scenario import Battery, Ev, Home, Immersion, Objective, Scenario
 
 _NO_BATTERY = Battery(capacity_kwh=0, soc_kwh=0, charge_kw=0, discharge_kw=0)
 
@@ -307,37 +307,73 @@ def _with_cost(scenario: Scenario, home: Home, plan: HomePlan) -> HomePlan:
 
 
 def _fallback(scenario: Scenario, home: Home, data: HomeData, solution: Solution) -> HomePlan:
-    """No solution in time: battery idle, EV charging from arrival, the grid covers the rest."""
+    """No solution in time: a plan that needs no optimiser, marked ``relaxed``.
+
+    Battery idle, EV charging from arrival, the tank kept at its level, the river level held
+    (turbine flow = inflow, up to its maximum); the grid covers the rest, within its limits.
+    """
     n, dt = scenario.slots, scenario.step_hours
-    ev = np.zeros(n)
-    needed = data.ev_energy_kwh
-    efficiency = home.ev.efficiency if home.ev else 1.0
-    for slot in range(n):
-        ev[slot] = min(data.ev_max_kw[slot], max(needed, 0.0) / (efficiency * dt))
-        needed -= ev[slot] * efficiency * dt
-    net = data.load_kw + ev - data.pv_kw
+    device: dict[str, Vector] = {}
+    ev = _ev_on_arrival(home, data, dt)
+    heat: Vector = np.zeros(n)
+    if home.immersion is not None:
+        heat, device["store"] = _tank_kept(home.immersion, dt)
+        device["heat"] = heat
+    hydro_kw: Vector = np.zeros(n)
+    if home.hydro is not None:
+        flow = np.minimum(np.asarray(home.hydro.inflow_m3s), home.hydro.flow_max_m3s)
+        hydro_kw = flow * home.hydro.kw_per_m3s
+    net = data.load_kw + ev + heat - data.pv_kw - hydro_kw
     imp = np.clip(net, 0.0, data.import_max_kw)
     exp = np.clip(-net, 0.0, data.export_max_kw)
-    pv = data.pv_kw - np.clip(-net - exp, 0.0, None)
-    shed = np.clip(net - imp, 0.0, None)
+    curtail = np.clip(-net, 0.0, None) - exp  # generation with nowhere to go
+    pv = data.pv_kw - np.minimum(data.pv_kw, curtail)
+    if home.hydro is not None:
+        flow = (hydro_kw - (curtail - (data.pv_kw - pv))) / home.hydro.kw_per_m3s
+        inflow = np.asarray(home.hydro.inflow_m3s)
+        device |= {"flow": flow, "spill": inflow - flow, "level": np.full(n, home.hydro.level_m)}
     reasons = (
         f"solver gave no plan ({solution.solver_status})",
         "fallback: battery idle, EV charging from arrival",
     )
     zeros = np.zeros(n)
     plan = HomePlan(
-        home.id,
-        PlanStatus("relaxed", reasons),
-        0.0,
-        imp,
-        exp,
-        zeros,
-        zeros,
-        np.full(n, data.soc_kwh),
-        pv,
-        ev,
-        shed,
-        solution.seconds,
-        solution.iterations,
+        home_id=home.id,
+        status=PlanStatus("relaxed", reasons),
+        cost_p=0.0,
+        import_kw=imp,
+        export_kw=exp,
+        charge_kw=zeros,
+        discharge_kw=zeros,
+        soc_kwh=np.full(n, data.soc_kwh),
+        pv_used_kw=pv,
+        ev_kw=ev,
+        shed_kw=np.clip(net - imp, 0.0, None),
+        solve_seconds=solution.seconds,
+        iterations=solution.iterations,
+        device=device,
     )
     return _with_cost(scenario, home, plan)
+
+
+def _ev_on_arrival(home: Home, data: HomeData, dt: float) -> Vector:
+    ev = np.zeros(len(data.ev_max_kw))
+    needed = data.ev_energy_kwh
+    efficiency = home.ev.efficiency if home.ev else 1.0
+    for slot in range(len(ev)):
+        ev[slot] = min(data.ev_max_kw[slot], max(needed, 0.0) / (efficiency * dt))
+        needed -= ev[slot] * efficiency * dt
+    return ev
+
+
+def _tank_kept(tank: Immersion, dt: float) -> tuple[Vector, Vector]:
+    """Heat to replace what is drawn and lost, as far as the heater allows."""
+    heat, stores = [], []
+    store = tank.store_kwh
+    for demand in tank.demand_kw:
+        kept = store * (1 - tank.loss_per_hour * dt)
+        want = (max(store, tank.store_min_kwh) - kept) / dt + demand
+        heat.append(min(max(want, 0.0), tank.power_kw))
+        store = min(kept + (heat[-1] - demand) * dt, tank.tank_kwh)
+        stores.append(store)
+    return np.asarray(heat), np.asarray(stores)
