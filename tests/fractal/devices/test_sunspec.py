@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fractal.devices.errors import DeviceUnavailable
+from fractal.devices.errors import DeviceUnavailable, WriteRefused
+from fractal.devices.regmap import Range
 from fractal.devices.sunspec import NotSunSpec, SunSpecDevice, discover
 
 from tests.fractal.devices.modbus_emulator import SILENT, EmulatedSunSpec, EmulatorServer
@@ -120,3 +121,37 @@ async def test_a_meter_is_not_sunspec(start_server, gateways) -> None:
 
     with pytest.raises(NotSunSpec, match="no SunSpec marker"):
         await discover(gateways(server.port), 1)
+
+
+async def test_storage_set_point_is_clamped_written_and_verified(sunspec_server, gateways) -> None:
+    emulated = EmulatedSunSpec(INVERTER_AND_BATTERY)
+    server = await sunspec_server({1: emulated})
+    gateway = gateways(server.port)
+    envelope = {"storage_basic_wchamax": Range(min=0, max=3000)}
+    device = SunSpecDevice(gateway, 1, await discover(gateway, 1), envelope=envelope)
+
+    result = await device.write("storage_basic_wchamax", 4500)
+    readings = await device.poll()
+
+    assert (result.requested, result.written, result.clamped) == (4500, 3000, True)
+    assert readings["storage_basic_wchamax"].value == 3000
+    assert emulated.image.tables["holding"][40124] == 3000  # WChaMax, right after ID and L
+
+
+async def test_sunspec_writes_need_an_envelope_and_a_writable_point(
+    sunspec_server, gateways
+) -> None:
+    emulated = EmulatedSunSpec(INVERTER_AND_BATTERY)
+    server = await sunspec_server({1: emulated})
+    gateway = gateways(server.port)
+    envelope = {"storage_basic_chastate": Range(min=0, max=100)}
+    device = SunSpecDevice(gateway, 1, await discover(gateway, 1), envelope=envelope)
+
+    with pytest.raises(WriteRefused, match="no safety envelope set for storage_basic_wchamax"):
+        await device.write("storage_basic_wchamax", 1000)
+    with pytest.raises(WriteRefused, match="storage_basic_chastate is read-only"):
+        await device.write("storage_basic_chastate", 50)
+    with pytest.raises(WriteRefused, match="no SunSpec point 'storage_basic_nothing'"):
+        await device.write("storage_basic_nothing", 1)
+
+    assert emulated.image.writes == []

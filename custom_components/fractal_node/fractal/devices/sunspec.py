@@ -18,12 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 import sunspec2.device as sunspec_device  # type: ignore[import-untyped]
 
-from .device import PolledDevice, Reading
-from .errors import DeviceException, ModbusDeviceError, ProtocolError
+from .device import PolledDevice, Reading, WriteResult
+from .errors import (
+    DeviceException,
+    ModbusDeviceError,
+    ProtocolError,
+    WriteNotVerified,
+    WriteRefused,
+)
 from .gateway import Gateway
 from .health import Availability, Health
 from .planner import ReadBlock, plan_reads
-from .regmap import Table, Transport
+from .regmap import Range, Table, Transport
 
 MARKER = (0x5375, 0x6E53)  # "SunS"
 BASE_ADDRESSES = (40000, 0, 50000)
@@ -130,6 +136,7 @@ class SunSpecDevice:
         unit: int,
         models: list[SunSpecModel],
         *,
+        envelope: Mapping[str, Range] | None = None,
         clock: Callable[[], float] = time.monotonic,
         backoff_initial: float = 1.0,
         backoff_max: float = 60.0,
@@ -137,6 +144,7 @@ class SunSpecDevice:
         self.gateway = gateway
         self.unit = unit
         self.models = models
+        self.envelope = dict(envelope or {})
         self.health = Health(str(self), clock, backoff_initial, backoff_max)
 
     def __str__(self) -> str:
@@ -169,7 +177,47 @@ class SunSpecDevice:
             raise KeyError(f"{self}: no poll group {group!r}")
         return await self._read(self.polled_models)
 
-    async def _read(self, models: list[SunSpecModel]) -> dict[str, Reading]:
+    async def write(self, name: str, value: float) -> WriteResult:
+        """Write a read-write point (e.g. ``storage_basic_wchamax``) within the installer's
+        envelope, which SunSpec writes require; then read it back and verify it."""
+        model, point_name = self._point(name)
+        bounds = self.envelope.get(name)
+        if bounds is None:
+            raise WriteRefused(f"{self}: no safety envelope set for {name}")
+        requested = float(value)
+        if not math.isfinite(requested):
+            raise WriteRefused(f"{self}: {value!r} is not a finite number for {name}")
+        target = min(bounds.max, max(bounds.min, requested))
+        decoded = _decoded(model, await self._model_words(model))
+        point = decoded.points[point_name]
+        if point.pdef.get("access") != "RW":
+            raise WriteRefused(f"{self}: {name} is read-only")
+        step = 10.0 ** _scale_factor(decoded, point, name)
+        point.value = round(target / step)
+        data = point.get_mb()
+        words = list(struct.unpack(f">{len(data) // 2}H", data))
+        await self.gateway.write_registers(self.unit, model.address + point.offset, words)
+        read_back = _decoded(model, await self._model_words(model)).points[point_name].cvalue
+        written = point.value * step
+        if read_back is None or not math.isclose(read_back, written, abs_tol=step / 2):
+            raise WriteNotVerified(f"{self}: wrote {written} to {name}, read back {read_back}")
+        return WriteResult(name, requested, written, read_back, clamped=target != requested)
+
+    def _point(self, name: str) -> tuple[SunSpecModel, str]:
+        for model in self.polled_models:
+            prefix = f"{model.name}_"
+            if name.startswith(prefix):
+                wanted = name[len(prefix) :]
+                for point_name in sunspec_device.Model(model.model_id).points:
+                    if point_name.lower() == wanted:
+                        return model, point_name
+        raise WriteRefused(f"{self}: no SunSpec point {name!r}")
+
+    async def _model_words(self, model: SunSpecModel) -> list[int]:
+        image = await self._image([model])
+        return [image[address] for address in range(model.address, model.end)]
+
+    async def _image(self, models: list[SunSpecModel]) -> dict[int, int]:
         self.health.check()
         image: dict[int, int] = {}
         try:
@@ -179,6 +227,10 @@ class SunSpecDevice:
         except ModbusDeviceError as err:
             raise self.health.failed(err) from err
         self.health.succeeded()
+        return image
+
+    async def _read(self, models: list[SunSpecModel]) -> dict[str, Reading]:
+        image = await self._image(models)
         readings: dict[str, Reading] = {}
         for model in models:
             words = [image[address] for address in range(model.address, model.end)]
@@ -190,10 +242,27 @@ def _known(model: SunSpecModel) -> bool:
     return not model.name.startswith("model_")
 
 
+def _scale_factor(decoded: Any, point: Any, name: str) -> int:
+    """The point's power-of-ten scale: fixed in the model, or read from its SF point."""
+    sf = point.pdef.get("sf")
+    if sf is None:
+        return 0
+    if isinstance(sf, int) or str(sf).lstrip("-").isdigit():
+        return int(sf)
+    value = decoded.points[sf].value
+    if value is None:
+        raise WriteRefused(f"{name}: its scale factor {sf} is not implemented by the device")
+    return int(value)
+
+
+def _decoded(model: SunSpecModel, words: list[int]) -> Any:
+    data = struct.pack(f">{len(words)}H", *words)
+    return sunspec_device.Model(model.model_id, model.address, model.length, data=data)
+
+
 def decode_model(model: SunSpecModel, words: list[int]) -> dict[str, Reading]:
     """Decode a model's words with pysunspec2 into readings named `<model>_<point>`."""
-    data = struct.pack(f">{len(words)}H", *words)
-    decoded: Any = sunspec_device.Model(model.model_id, model.address, model.length, data=data)
+    decoded = _decoded(model, words)
     readings = {}
     for point_name, point in decoded.points.items():
         if point_name in ("ID", "L") or point.pdef["type"] in SKIPPED_TYPES:
