@@ -170,7 +170,9 @@ class RulesDispatcher:
                     raise
                 failures = 1 if self.connections > connections else failures + 1
                 wait = RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS)) - 1]
-                LOGGER.warning("rules: lost the broker (%s); reconnecting in %.1f s", error, wait)
+                # Say it once per outage, not every few seconds while the broker is away.
+                log = LOGGER.warning if failures == 1 else LOGGER.debug
+                log("rules: no broker (%s); reconnecting in %.1f s", error, wait)
                 await asyncio.sleep(wait)
 
     async def _run_connected(self, subscribed: Callable[[], None] | None) -> None:
@@ -186,6 +188,8 @@ class RulesDispatcher:
             for rule in RULES:
                 await client.subscribe(rule.topic, qos=1)
             self.connections += 1
+            if self.connections > 1:
+                LOGGER.info("rules: reconnected to the broker")
             if subscribed is not None:
                 subscribed()
             async for message in client.messages:

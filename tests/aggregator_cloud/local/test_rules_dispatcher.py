@@ -200,8 +200,9 @@ async def publish(port: int, messages: list[tuple[str, bytes]]) -> None:
 
 
 async def test_a_broker_restart_loses_nothing_the_node_resends(
-    tmp_path: Path, store: SqliteStore, socket_enabled: None
+    tmp_path: Path, store: SqliteStore, socket_enabled: None, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="aggregator_cloud.local.rules")
     node_topic = TELEMETRY.format("n1")
     with PlainMosquitto.started(tmp_path) as broker:
         async with running(store, broker.port) as dispatcher:
@@ -219,6 +220,9 @@ async def test_a_broker_restart_loses_nothing_the_node_resends(
     assert [(result.stored, result.duplicates) for result in after] == [(0, 5)] * 3 + [(5, 0)] * 3
     assert list(store.samples("n1")["seq"]) == list(range(1, 31))
     assert dispatcher.dispatcher.connections == 2
+    outage = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert len([message for message in outage if message.startswith("rules: no broker")]) == 1
+    assert "rules: reconnected to the broker" in outage
 
 
 async def test_messages_sent_while_the_dispatcher_is_away_wait_for_it(
