@@ -181,27 +181,31 @@ class SunSpecDevice:
         """Write a read-write point (e.g. ``storage_basic_wchamax``) within the installer's
         envelope, which SunSpec writes require; then read it back and verify it."""
         model, point_name = self._point(name)
+        requested, target = self._within_envelope(name, value)
+        decoded = _decoded(model, await self._model_words(model))
+        point = decoded.points[point_name]
+        if point.pdef.get("access") != "RW":
+            raise WriteRefused(f"{self}: {name} is read-only")
+        sf = _scale_factor(decoded, point, name)
+        point.value = round(target / 10.0**sf)
+        written = round(point.value * 10.0**sf, max(0, -sf))
+        data = point.get_mb()
+        words = list(struct.unpack(f">{len(data) // 2}H", data))
+        await self.gateway.write_registers(self.unit, model.address + point.offset, words)
+        read_back = _decoded(model, await self._model_words(model)).points[point_name].cvalue
+        if read_back is None or not math.isclose(read_back, written, abs_tol=10.0**sf / 2):
+            raise WriteNotVerified(f"{self}: wrote {written} to {name}, read back {read_back}")
+        return WriteResult(name, requested, written, read_back, clamped=target != requested)
+
+    def _within_envelope(self, name: str, value: float) -> tuple[float, float]:
+        """(requested, target): SunSpec has no map ranges, so the installer's are required."""
         bounds = self.envelope.get(name)
         if bounds is None:
             raise WriteRefused(f"{self}: no safety envelope set for {name}")
         requested = float(value)
         if not math.isfinite(requested):
             raise WriteRefused(f"{self}: {value!r} is not a finite number for {name}")
-        target = min(bounds.max, max(bounds.min, requested))
-        decoded = _decoded(model, await self._model_words(model))
-        point = decoded.points[point_name]
-        if point.pdef.get("access") != "RW":
-            raise WriteRefused(f"{self}: {name} is read-only")
-        step = 10.0 ** _scale_factor(decoded, point, name)
-        point.value = round(target / step)
-        data = point.get_mb()
-        words = list(struct.unpack(f">{len(data) // 2}H", data))
-        await self.gateway.write_registers(self.unit, model.address + point.offset, words)
-        read_back = _decoded(model, await self._model_words(model)).points[point_name].cvalue
-        written = point.value * step
-        if read_back is None or not math.isclose(read_back, written, abs_tol=step / 2):
-            raise WriteNotVerified(f"{self}: wrote {written} to {name}, read back {read_back}")
-        return WriteResult(name, requested, written, read_back, clamped=target != requested)
+        return requested, min(bounds.max, max(bounds.min, requested))
 
     def _point(self, name: str) -> tuple[SunSpecModel, str]:
         for model in self.polled_models:
