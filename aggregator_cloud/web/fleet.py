@@ -38,6 +38,9 @@ RECENT: Final = timedelta(hours=1)
 """How far back the node page and the telemetry endpoint look by default."""
 GROUP_STEP: Final = timedelta(minutes=5)
 """The group page's bucket: members report at different instants, so they are summed per step."""
+MAX_SAMPLE_RANGE: Final = timedelta(days=2)
+"""A node's samples per request: two days of 10-second samples are about 17 000 rows."""
+MAX_GROUP_RANGE: Final = timedelta(days=31)
 MAX_GROUP_BUCKETS: Final = 10_000
 NO_VALUE: Final = "\u2013"
 """Shown for a value a node did not report (an en dash)."""
@@ -152,6 +155,19 @@ def _record(request: web.Request) -> NodeRecord:
     return record
 
 
+def _time_range(
+    request: web.Request, now: datetime, longest: timedelta
+) -> tuple[datetime, datetime]:
+    """`since` (default an hour ago) and `until` (default now), at most `longest` apart."""
+    since = _time_param(request, "since", now - RECENT)
+    until = _time_param(request, "until", now)
+    if until <= since:
+        raise _bad_request(request, "until must be later than since")
+    if until - since > longest:
+        raise _bad_request(request, f"at most {longest.days} days per request")
+    return since, until
+
+
 def _time_param(request: web.Request, name: str, default: datetime) -> datetime:
     text = request.query.get(name)
     if text is None:
@@ -227,8 +243,7 @@ async def fleet_json(request: web.Request) -> web.Response:
 async def node_telemetry_json(request: web.Request) -> web.Response:
     store, now = request.app[STORE_KEY], request.app[CLOCK_KEY]()
     record = _record(request)
-    since = _time_param(request, "since", now - RECENT)
-    until = _time_param(request, "until", now)
+    since, until = _time_range(request, now, MAX_SAMPLE_RANGE)
     samples = store.samples(record.node, since, until)
     body = {"node": record.node, "samples": _sample_dicts(samples)}
     return web.json_response(body, dumps=_dumps)
@@ -238,8 +253,7 @@ async def group_telemetry_json(request: web.Request) -> web.Response:
     """A tag group as one node: the members' telemetry summed per `step` (seconds)."""
     store, now = request.app[STORE_KEY], request.app[CLOCK_KEY]()
     key, value = request.match_info["key"], request.match_info["value"]
-    since = _time_param(request, "since", now - RECENT)
-    until = _time_param(request, "until", now)
+    since, until = _time_range(request, now, MAX_GROUP_RANGE)
     step = _step_param(request)
     if (until - since) / step > MAX_GROUP_BUCKETS:
         raise _bad_request(request, f"at most {MAX_GROUP_BUCKETS} steps per request")

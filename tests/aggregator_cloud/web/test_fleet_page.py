@@ -209,6 +209,8 @@ async def test_node_telemetry_json_defaults_to_the_last_hour(
     [
         ("since=yesterday", "since must be an ISO 8601 time"),
         ("since=2026-03-01T12:00:00", "since needs a UTC offset"),
+        ("since=2026-03-01T13:00:00Z&until=2026-03-01T12:00:00Z", "until must be later"),
+        ("since=2026-02-01T00:00:00Z", "at most 2 days per request"),
     ],
 )
 async def test_a_bad_time_is_a_clear_400(
