@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from fractal.devices.regmap import (
+    MapIssue,
     RegisterMapError,
     Table,
     load_map,
@@ -13,6 +14,8 @@ from fractal.devices.regmap import (
     parse_map,
     shipped_map_names,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 VALID = """\
 version: 1
@@ -157,3 +160,24 @@ def test_writable_range_must_fit_the_register_type() -> None:
     assert issues(negative) == [
         "site.yaml:20: registers[1].writable.min: does not fit u16 with scale 0.1"
     ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_mangled_map_gives_located_errors_never_a_crash(data: st.DataObject) -> None:
+    lines = VALID.splitlines()
+    index = data.draw(st.integers(0, len(lines) - 1))
+    replacement = data.draw(st.text(alphabet="abc:- {}[]0x1'\"\t#&*!|>", max_size=12))
+    mangled = "\n".join([*lines[:index], replacement, *lines[index + 1 :]])
+    for issue in issues_or_none(mangled):
+        assert str(issue).startswith("site.yaml:")
+        assert 1 <= issue.line <= len(lines) + 1
+
+
+def issues_or_none(text: str) -> list[MapIssue]:
+    """The issues of an invalid map, [] for a valid one; any other exception fails the test."""
+    try:
+        parse_map(text, "site.yaml")
+    except RegisterMapError as err:
+        return err.issues
+    return []
