@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import struct
 
 import pytest
@@ -232,3 +233,28 @@ async def test_write_to_a_device_known_to_be_down_fails_fast(start_server, gatew
         await device.write("charge_current_setpoint", 10)
 
     assert server.devices[3].image.writes == []
+
+
+@pytest.mark.parametrize("name", ["eastron_sdm630", "generic_battery", "generic_evse"])
+async def test_random_register_contents_never_break_a_poll(start_server, gateways, name) -> None:
+    server = await start_server({1: name})
+    regmap = load_shipped_map(name)
+    device = Device(gateways(server.port), 1, regmap)
+    rng = random.Random(20261122)
+    flagged = 0
+
+    for _ in range(40):
+        for register in regmap.registers:
+            server.devices[1].set_raw(
+                register.name, [rng.randrange(0x10000) for _ in range(register.words)]
+            )
+        for group in regmap.poll_groups:
+            readings = await device.poll(group)
+            for reading in readings.values():
+                assert (reading.value is None) == (reading.problem is not None)
+                if isinstance(reading.value, float):
+                    assert math.isfinite(reading.value)
+                flagged += reading.problem is not None
+
+    assert flagged > 0  # random words are mostly implausible: the check is exercised
+    assert device.availability.available
