@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -11,7 +10,13 @@ from fractal.devices.gateway import Gateway, TcpEndpoint
 from fractal.devices.regmap import load_shipped_map
 from pymodbus.framer import FramerType
 
-from tests.fractal.devices.modbus_emulator import DroppingProxy, EmulatedDevice, EmulatorServer
+from tests.fractal.devices.modbus_emulator import (
+    DroppingProxy,
+    EmulatedDevice,
+    EmulatorServer,
+    plug_in_serial_line,
+    unplug_serial_line,
+)
 
 StartServer = Callable[..., Awaitable[EmulatorServer]]
 
@@ -69,32 +74,8 @@ async def proxies(socket_enabled: None) -> AsyncIterator[Callable[[int], Awaitab
 
 @pytest.fixture
 async def serial_pair(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
-    """Two linked pseudo-terminals made by socat: (server end, client end).
-
-    socat gives both ends a stable path, so the pymodbus serial server and client each open a
-    real tty by name, exactly as they would open /dev/ttyUSB0 (os.openpty leaves the master end
-    without a path, which pymodbus cannot open).
-    """
+    """A serial line between two pseudo-terminals: (server end, client end)."""
     server_end, client_end = str(tmp_path / "server-tty"), str(tmp_path / "client-tty")
-    socat = await asyncio.create_subprocess_exec(
-        "socat",
-        f"pty,raw,echo=0,link={server_end}",
-        f"pty,raw,echo=0,link={client_end}",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    for _ in range(200):  # socat creates the links within milliseconds
-        if _all_exist(server_end, client_end):
-            break
-        await asyncio.sleep(0.01)
-    else:
-        socat.kill()
-        await socat.wait()
-        pytest.fail("socat did not create the pseudo-terminal pair")
+    line = await plug_in_serial_line(server_end, client_end)
     yield server_end, client_end
-    socat.terminate()
-    await socat.wait()
-
-
-def _all_exist(*paths: str) -> bool:
-    return all(Path(path).exists() for path in paths)
+    await unplug_serial_line(line)

@@ -17,6 +17,7 @@ import math
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sunspec2.device as sunspec_device
@@ -320,3 +321,36 @@ class EmulatedSunSpec:
         table = self.image.tables[Table.HOLDING]
         for offset, word in enumerate(words):
             table[address + offset] = word
+
+
+async def plug_in_serial_line(server_end: str, client_end: str) -> asyncio.subprocess.Process:
+    """Two linked pseudo-terminals made by socat, like an RS485 line between two adapters.
+
+    socat gives both ends a stable path, so the pymodbus serial server and client each open a
+    real tty by name, exactly as they would open /dev/ttyUSB0 (os.openpty leaves the master end
+    without a path, which pymodbus cannot open). Terminating socat is unplugging the line.
+    """
+    socat = await asyncio.create_subprocess_exec(
+        "socat",
+        f"pty,raw,echo=0,link={server_end}",
+        f"pty,raw,echo=0,link={client_end}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    for _ in range(500):  # socat creates the links within milliseconds
+        if _all_exist(server_end, client_end):
+            return socat
+        await asyncio.sleep(0.01)
+    await unplug_serial_line(socat)
+    raise RuntimeError("socat did not create the pseudo-terminal pair")
+
+
+async def unplug_serial_line(socat: asyncio.subprocess.Process) -> None:
+    """Stop socat: both ttys disappear."""
+    if socat.returncode is None:
+        socat.terminate()
+        await socat.wait()
+
+
+def _all_exist(*paths: str) -> bool:
+    return all(Path(path).exists() for path in paths)

@@ -8,7 +8,13 @@ from fractal.devices.errors import DeviceUnavailable
 from fractal.devices.gateway import Gateway, SerialEndpoint
 from fractal.devices.regmap import load_shipped_map
 
-from tests.fractal.devices.modbus_emulator import SILENT, EmulatedDevice, EmulatorServer
+from tests.fractal.devices.modbus_emulator import (
+    SILENT,
+    EmulatedDevice,
+    EmulatorServer,
+    plug_in_serial_line,
+    unplug_serial_line,
+)
 
 
 async def test_meters_and_a_charger_on_one_rs485_line(serial_pair: tuple[str, str]) -> None:
@@ -43,3 +49,46 @@ async def test_meters_and_a_charger_on_one_rs485_line(serial_pair: tuple[str, st
     assert (written.written, written.read_back) == (32, 32)  # clamped, verified over RS485
     assert server.devices[3].raw("charge_current_setpoint") == [32]
     assert str(gateway.endpoint) == f"{client_end}@115200"
+
+
+async def test_unplugged_adapter_is_reported_and_replugging_recovers(tmp_path) -> None:
+    server_end, client_end = str(tmp_path / "server-tty"), str(tmp_path / "client-tty")
+    regmap = load_shipped_map("eastron_sdm230")
+    clock = Clock()
+    gateway = Gateway(SerialEndpoint(client_end, baudrate=115200), timeout=0.5, clock=clock)
+    device = Device(gateway, 1, regmap, clock=clock)
+    line = await plug_in_serial_line(server_end, client_end)
+    server = EmulatorServer({1: EmulatedDevice(regmap)})
+    await server.start_serial(server_end, baudrate=115200)
+    try:
+        before = await device.poll("fast")
+        await server.stop()
+        await unplug_serial_line(line)
+        with pytest.raises(DeviceUnavailable):
+            await device.poll("fast")
+        clock.now += 100
+        with pytest.raises(DeviceUnavailable, match="cannot connect"):
+            await device.poll("fast")  # the tty is gone: it cannot be opened
+
+        line = await plug_in_serial_line(server_end, client_end)
+        server = EmulatorServer({1: EmulatedDevice(regmap)})
+        server.devices[1].set("voltage", 233.0)
+        await server.start_serial(server_end, baudrate=115200)
+        clock.now += 100
+        after = await device.poll("fast")
+    finally:
+        await gateway.close()
+        await server.stop()
+        await unplug_serial_line(line)
+
+    assert before["voltage"].value is not None
+    assert after["voltage"].value == 233.0
+    assert device.availability.available
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
