@@ -155,3 +155,27 @@ async def test_sunspec_writes_need_an_envelope_and_a_writable_point(
         await device.write("storage_basic_nothing", 1)
 
     assert emulated.image.writes == []
+
+
+async def test_der_model_longer_than_one_read_is_split_and_decoded(
+    sunspec_server, gateways
+) -> None:
+    der = {
+        1: {"Mn": "Acme"},
+        701: {"W_SF": 0, "W": 3100, "Hz_SF": -2, "Hz": 49.98, "TotWh_SF": 0, "TotWhInj": 98765},
+        713: {"Pct_SF": 0, "SoC": 81, "WH_SF": 0, "WHRtg": 9000},
+    }
+    emulated = EmulatedSunSpec(der)
+    server = await sunspec_server({1: emulated})
+    gateway = gateways(server.port)
+    device = SunSpecDevice(gateway, 1, await discover(gateway, 1))
+    emulated.image.requests.clear()
+
+    readings = await device.poll()
+
+    # 701 is 155 registers and 713 is 9: 164 contiguous registers, two reads of at most 125.
+    assert emulated.image.requests == [("holding", 40070, 125), ("holding", 40195, 39)]
+    assert readings["dermeasureac_w"].value == 3100
+    assert readings["dermeasureac_hz"].value == 49.98
+    assert readings["dermeasureac_totwhinj"].value == 98765
+    assert readings["derstoragecapacity_soc"].value == 81
