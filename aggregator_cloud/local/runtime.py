@@ -6,6 +6,7 @@ Everything lives in the data directory and survives restarts::
     DATA/mosquitto/     generated mosquitto.conf, acl, broker certificate, mosquitto.log
     DATA/service/       the shadow service's client certificate (0700)
     DATA/shadows.sqlite3 (0600)
+    DATA/fleet.sqlite3  the fleet registry and telemetry store (0600)
     DATA/runtime.json   where the running services listen (for local tools)
 """
 
@@ -17,14 +18,16 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from .broker import Broker, BrokerError, BrokerSettings
 from .ca import CertificateAuthority, write_private
+from .fleet_data import fleet_data
 from .shadow.rest import build_app, check_loopback
 from .shadow.service import BrokerConnection, ShadowService, service_tls_context
 from .shadow.store import ShadowStore
@@ -62,6 +65,10 @@ class DataLayout:
         return self.root / "shadows.sqlite3"
 
     @property
+    def fleet_db(self) -> Path:
+        return self.root / "fleet.sqlite3"
+
+    @property
     def runtime_file(self) -> Path:
         return self.root / "runtime.json"
 
@@ -84,7 +91,8 @@ def _service_credentials(layout: DataLayout, authority: CertificateAuthority) ->
 
 
 async def serve(settings: ServeSettings, stop: asyncio.Event) -> None:
-    """Run broker and shadow service until ``stop`` is set; print one line once ready."""
+    """Run the broker, the shadow service and the fleet data side (store, rules dispatcher,
+    page) until ``stop`` is set; print one line once ready."""
     check_loopback(settings.http_host)
     layout = DataLayout(settings.data_dir)
     # Traversable (for the broker user) but not listable by others.
@@ -111,29 +119,42 @@ async def serve(settings: ServeSettings, stop: asyncio.Event) -> None:
             ports = {"mqtt": mqtt_port, "local_mqtt": local_port, "http": http_port}
             _announce(layout, settings, ports, broker.pid)
 
-        await _serve_shadows(
-            service, connection, broker, settings=settings, stop=stop, announce=announce
-        )
+        app = build_app(service)
+        # The fleet store, the rules dispatcher (service identity: a node certificate would be
+        # granted the subscriptions and then silently receive nothing) and the fleet page.
+        async with fleet_data(layout.fleet_db, app, local_port, tls) as fleet:
+            layout.fleet_db.chmod(0o600)  # households' data: owner only
+            await _serve_shadows(
+                app,
+                service,
+                connection,
+                watched=(_broker_exit(broker), fleet.task),
+                settings=settings,
+                stop=stop,
+                announce=announce,
+            )
 
 
 async def _serve_shadows(
+    app: web.Application,
     service: ShadowService,
     connection: BrokerConnection,
-    broker: Broker,
     *,
+    watched: tuple[Coroutine[Any, Any, None] | asyncio.Task[None], ...],
     settings: ServeSettings,
     stop: asyncio.Event,
     announce: Callable[[int], None],
 ) -> None:
-    """The MQTT front, then the REST front; ``announce(http_port)`` once both are up.
+    """The MQTT front, then the HTTP application; ``announce(http_port)`` once both are up.
 
-    Ends with an error as soon as the broker or the MQTT front dies: a supervisor restarts us.
+    Ends with an error as soon as the MQTT front or anything ``watched`` (the broker, the rules
+    dispatcher) dies: a supervisor restarts us.
     """
-    runner = web.AppRunner(build_app(service))
+    runner = web.AppRunner(app)
     subscribed = asyncio.Event()
     critical = (
         asyncio.create_task(connection.serve(service, subscribed.set)),
-        asyncio.create_task(_broker_exit(broker)),
+        *(asyncio.ensure_future(item) for item in watched),
     )
     try:
         if not await _wait_for(subscribed, stop, critical):
