@@ -213,3 +213,14 @@ def test_order_is_kept_without_loss_or_duplicates(ops: list[tuple[str, int]]) ->
         buffer.close()
     unique = list(dict.fromkeys(received))
     assert unique == appended == list(range(1, len(appended) + 1))
+
+
+def test_a_batch_ends_where_the_clock_went_back(tmp_path: Path) -> None:
+    buffer = TelemetryBuffer(tmp_path / "t.db")
+    for ts in ("2026-01-01T10:00:00Z", "2026-01-01T10:00:10.5Z", "2026-01-01T09:00:00Z"):
+        buffer.append({"ts": ts})
+    first = buffer.next_batch()
+    assert first is not None
+    assert [s["seq"] for s in first.samples] == [1, 2]
+    assert drain(buffer) == [1, 2, 3]
+    buffer.close()

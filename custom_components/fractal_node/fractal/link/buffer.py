@@ -6,6 +6,8 @@
 * Samples leave in batches. A batch, once formed, is stored with its own batch seq and its exact
   sample range, and is resent unchanged until it is acknowledged: a batch seq never names two
   different contents, so the aggregator may deduplicate by batch seq as well as by sample seq.
+* A batch never goes back in time: if the clock was set back between two samples, the batch
+  ends before the later one (the protocol requires non-decreasing `ts` within a batch).
 * Delivery is at least once: a batch whose PUBACK was lost is sent again; the aggregator drops
   the duplicate.
 * WAL with `synchronous=NORMAL`: a killed process loses nothing that `append` returned for; a
@@ -32,6 +34,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -53,6 +56,20 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+
+
+def _timestamp(sample: Mapping[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(sample["ts"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _goes_back(previous: Mapping[str, Any], sample: Mapping[str, Any]) -> bool:
+    """True when `sample` is timed before `previous` (the clock was set back, e.g. a device
+    without a real-time clock rebooted): a batch never goes back in time, so one ends here."""
+    before, after = _timestamp(previous), _timestamp(sample)
+    return before is not None and after is not None and after < before
 
 
 class SampleTooLarge(ValueError):
@@ -199,7 +216,7 @@ class TelemetryBuffer:
         chosen: list[dict[str, Any]] = []
         size = 0
         for sample, body_size in zip(candidates, self._sizes(candidates), strict=True):
-            if chosen and size + body_size > self._batch_bytes:
+            if chosen and (size + body_size > self._batch_bytes or _goes_back(chosen[-1], sample)):
                 break
             chosen.append(sample)
             size += body_size
