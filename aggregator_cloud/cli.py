@@ -15,6 +15,7 @@ from typing import cast
 COMMAND_MODULES: tuple[str, ...] = (
     "aggregator_cloud.local.commands",
     "aggregator_cloud.planning.command",
+    "aggregator_cloud.simulation.commands",
 )
 
 
