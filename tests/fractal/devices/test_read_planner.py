@@ -27,18 +27,24 @@ def test_block_size_limit_splits_reads() -> None:
     assert [(b.start, b.count) for b in blocks] == [(0, 80), (80, 80), (160, 40)]
 
 
+def test_holes_are_not_read_unless_the_map_allows_it() -> None:
+    blocks = plan_reads([reg(0), reg(2)], Transport())
+    assert [(b.start, b.count) for b in blocks] == [(0, 1), (2, 1)]
+
+
 def test_gap_larger_than_allowed_starts_a_new_read() -> None:
     blocks = plan_reads([reg(0), reg(10), reg(30)], Transport(max_gap=9))
     assert [(b.start, b.count) for b in blocks] == [(0, 11), (30, 1)]
 
 
 def test_alignment_moves_start_down_and_rounds_count_up() -> None:
-    blocks = plan_reads([reg(3), reg(7)], Transport(alignment=2))
+    blocks = plan_reads([reg(3), reg(7)], Transport(alignment=2, max_gap=4))
     assert [(b.start, b.count) for b in blocks] == [(2, 6)]
 
 
 def test_tables_are_never_mixed() -> None:
-    blocks = plan_reads([reg(0, table="input"), reg(1), reg(2, table="input")], Transport())
+    registers = [reg(0, table="input"), reg(1), reg(2, table="input")]
+    blocks = plan_reads(registers, Transport(max_gap=1))
     assert sorted((b.table, b.start, b.count) for b in blocks) == [
         (Table.HOLDING, 1, 1),
         (Table.INPUT, 0, 3),

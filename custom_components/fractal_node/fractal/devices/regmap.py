@@ -63,7 +63,9 @@ class Transport(_Strict):
 
     max_registers_per_read: int = Field(125, ge=1, le=125)
     alignment: int = Field(1, ge=1, le=16)
-    max_gap: int = Field(16, ge=0, le=125)
+    # Unused registers a read may span. 0 by default: many devices answer exception code 2
+    # when a read touches a hole, so merging across holes is opted into per map.
+    max_gap: int = Field(0, ge=0, le=125)
     word_order: WordOrder = "big"
 
 
