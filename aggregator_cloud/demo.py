@@ -15,9 +15,7 @@ import errno
 import json
 import logging
 import math
-import signal
 import socket
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +30,7 @@ from aggregator_cloud.local.broker import BrokerError
 from aggregator_cloud.local.runtime import DataLayout, ServeSettings, free_port, serve
 from aggregator_cloud.local.shadow.rest import NotLoopback
 from aggregator_cloud.planning.command import plan_scenario
+from aggregator_cloud.signals import run_until_signalled
 from aggregator_cloud.simulation.fleet import (
     FleetSettings,
     NoAggregator,
@@ -71,20 +70,8 @@ def run(args: argparse.Namespace) -> int:
         args.data_dir, args.homes, args.http_port, args.mqtt_port, args.speed, args.seed,
         args.run_for,
     )  # fmt: skip
-    try:
-        asyncio.run(_demo_until_signalled(settings))
-    except (BrokerError, NotLoopback, NoAggregator, OSError, MqttError, ValueError) as error:
-        print(f"fractal-aggregator demo: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-async def _demo_until_signalled(settings: DemoSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await run_demo(settings, stop)
+    errors = (BrokerError, NotLoopback, NoAggregator, OSError, MqttError, ValueError)
+    return run_until_signalled("demo", lambda stop: run_demo(settings, stop), errors)
 
 
 async def run_demo(settings: DemoSettings, stop: asyncio.Event, say: Say = print) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from aiomqtt import MqttError
 from fractal.tags import parse_tags
 
 from aggregator_cloud import demo
+from aggregator_cloud.signals import run_until_signalled
 
 from .fleet import FleetSettings, NoAggregator, SimClock, SimulatedFleet, read_runtime
 
@@ -63,19 +63,12 @@ def run_simulate(args: argparse.Namespace) -> int:
         print("fractal-aggregator simulate: " + "; ".join(tags.problems), file=sys.stderr)
         return 2
     settings = FleetSettings(args.data_dir, args.homes, args.speed, args.seed, tags.tags)
-    try:
-        asyncio.run(_simulate_until_signalled(settings))
-    except (NoAggregator, OSError, MqttError, ValueError) as error:
-        print(f"fractal-aggregator simulate: {error}", file=sys.stderr)
-        return 1
-    return 0
+    errors = (NoAggregator, OSError, MqttError, ValueError)
+    return run_until_signalled("simulate", lambda stop: simulate(settings, stop), errors)
 
 
-async def _simulate_until_signalled(settings: FleetSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+async def simulate(settings: FleetSettings, stop: asyncio.Event) -> None:
+    """Run the fleet against the aggregator serving `settings.data_dir` until `stop`."""
     fleet = SimulatedFleet(settings, SimClock(settings.speed))  # checks the numbers first
     runtime = read_runtime(settings.data_dir)
     async with fleet:
