@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sunspec2.device as sunspec_device
+import sunspec2.device as sunspec_device  # type: ignore[import-untyped]
 from fractal.devices.regmap import Register, RegisterMap, Table
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.datastore.context import ModbusBaseSlaveContext
@@ -52,7 +52,7 @@ def raw_words(register: Register, value: Any, word_order: str) -> list[int]:
 
 
 @dataclass
-class RegisterImage(ModbusBaseSlaveContext):  # type: ignore[misc]
+class RegisterImage(ModbusBaseSlaveContext):
     """One unit's tables. Addresses outside the image answer exception code 2."""
 
     tables: dict[Table, dict[int, int]] = field(
@@ -139,38 +139,37 @@ def _default(register: Register) -> Any:
     return middle if register.type == "float32" else math.floor(middle)
 
 
-class _FaultyHandler(ServerRequestHandler):  # type: ignore[misc]
+class _FaultyHandler(ServerRequestHandler):
     """Answers a faulty unit as the fault says, before its datastore is touched."""
 
     async def handle_request(self) -> None:
         pdu = self.last_pdu
         image = self.server.context.units.get(pdu.dev_id) if pdu else None
-        fault = image.fault if image is not None else None
-        if fault is None:
-            await super().handle_request()
+        if pdu is None or image is None or image.fault is None:
+            await super().handle_request()  # type: ignore[no-untyped-call]
             return
         image.faulted += 1
-        if fault == SILENT:
+        if image.fault == SILENT:
             return
-        response = ExceptionResponse(pdu.function_code, fault)
+        response = ExceptionResponse(pdu.function_code, image.fault)
         response.transaction_id, response.dev_id = pdu.transaction_id, pdu.dev_id
-        self.server_send(response, self.last_addr)
+        self.server_send(response, self.last_addr)  # type: ignore[no-untyped-call]
 
 
-class _UnitsContext(ModbusServerContext):  # type: ignore[misc]
+class _UnitsContext(ModbusServerContext):
     def __init__(self, units: dict[int, RegisterImage]) -> None:
-        super().__init__(slaves=units, single=False)
+        super().__init__(slaves=units, single=False)  # type: ignore[no-untyped-call]
         self.units = units
 
 
-class _TcpServer(ModbusTcpServer):  # type: ignore[misc]
+class _TcpServer(ModbusTcpServer):
     def callback_new_connection(self) -> ServerRequestHandler:
-        return _FaultyHandler(self)
+        return _FaultyHandler(self)  # type: ignore[no-untyped-call]
 
 
-class _SerialServer(ModbusSerialServer):  # type: ignore[misc]
+class _SerialServer(ModbusSerialServer):
     def callback_new_connection(self) -> ServerRequestHandler:
-        return _FaultyHandler(self)
+        return _FaultyHandler(self)  # type: ignore[no-untyped-call]
 
 
 class EmulatorServer:
