@@ -24,16 +24,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import aiomqtt
 from fractal.link.buffer import TelemetryBuffer
 from fractal.link.plan_inbox import PlanDecision
 from fractal.link.shadow_link import LinkConfig, ShadowLink
-from fractal.protocol import (
-    PlanAck,
-    shadow_payload,
-)
+from fractal.protocol import shadow_payload
 
 from aggregator_cloud.local.ca import CertificateAuthority, write_private
 from aggregator_cloud.local.runtime import DataLayout
@@ -48,7 +45,11 @@ MAX_SPEED: Final = 3600.0
 DESCRIPTOR_TIMEOUT_S: Final = 30.0
 
 
-class NoAggregator(RuntimeError):
+class FleetError(RuntimeError):
+    """The simulated fleet cannot run; the message says why."""
+
+
+class NoAggregator(FleetError):
     """The data directory has no running aggregator to connect to."""
 
 
@@ -128,16 +129,10 @@ class SimulatedHome:
         self.model = HomeModel(spec)
         self.buffer = TelemetryBuffer(directory / "telemetry.sqlite3")
         self.link = ShadowLink(config, self.buffer, self._on_plan, clock)
-        self.decisions: list[PlanDecision] = []
 
     @property
     def node_id(self) -> str:
         return self.spec.node_id
-
-    @property
-    def plan_ack(self) -> PlanAck | None:
-        """The acknowledgement the link last wrote to `reported.plan`."""
-        return self.link.status.plan_ack
 
     def tick(self, now: datetime, seconds: float) -> None:
         """Step the devices, buffer the reading and offer the snapshot to the link."""
@@ -151,7 +146,6 @@ class SimulatedHome:
         self.buffer.close()
 
     def _on_plan(self, decision: PlanDecision) -> None:
-        self.decisions.append(decision)
         ack = decision.ack
         LOGGER.info("%s: plan %s %s %s", self.node_id, ack.id, ack.status, ack.reason or "")
 
@@ -240,9 +234,6 @@ class SimulatedFleet:
         for home in homes:
             await home.close()
 
-    def acknowledgements(self) -> dict[str, PlanAck | None]:
-        return {home.node_id: home.plan_ack for home in self.homes}
-
 
 async def publish_descriptor(home: SimulatedHome) -> None:
     """Write the home's descriptor to its classic shadow's `reported.node`, as the node.
@@ -251,18 +242,26 @@ async def publish_descriptor(home: SimulatedHome) -> None:
     its own with the node's certificate: the shadow `update` topic and its accepted/rejected
     answers, matched by client token, exactly as the shadow protocol defines them."""
     node = home.node_id
+    try:
+        async with asyncio.timeout(DESCRIPTOR_TIMEOUT_S):
+            await _update_classic_shadow(home, json.loads(shadow_payload(descriptor(home.spec))))
+    except TimeoutError:
+        raise FleetError(
+            f"{node}: the shadow service did not answer the descriptor update"
+            f" within {DESCRIPTOR_TIMEOUT_S:g} s"
+        ) from None
+
+
+async def _update_classic_shadow(home: SimulatedHome, payload: dict[str, Any]) -> None:
+    node = home.node_id
     topic = f"$aws/things/{node}/shadow/update"
     token = uuid.uuid4().hex
-    payload = json.loads(shadow_payload(descriptor(home.spec)))
-    async with (
-        asyncio.timeout(DESCRIPTOR_TIMEOUT_S),
-        aiomqtt.Client(
-            home.config.endpoint,
-            home.config.port,
-            identifier=f"{node}-descriptor",
-            tls_context=_node_tls(home),
-        ) as client,
-    ):
+    async with aiomqtt.Client(
+        home.config.endpoint,
+        home.config.port,
+        identifier=f"{node}-descriptor",
+        tls_context=_node_tls(home),
+    ) as client:
         await client.subscribe(f"{topic}/+", qos=1)
         await client.publish(topic, json.dumps({**payload, "clientToken": token}), qos=1)
         async for message in client.messages:
@@ -270,7 +269,7 @@ async def publish_descriptor(home: SimulatedHome) -> None:
             if answer.get("clientToken") != token:
                 continue
             if message.topic.matches(f"{topic}/rejected"):
-                raise RuntimeError(f"{node}: the shadow refused the descriptor: {answer}")
+                raise FleetError(f"{node}: the shadow refused the descriptor: {answer}")
             return
 
 
