@@ -25,7 +25,7 @@ from fractal.devices.regmap import Register, RegisterMap, Table
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.datastore.context import ModbusBaseSlaveContext
 from pymodbus.framer import FramerType
-from pymodbus.pdu import ExceptionResponse
+from pymodbus.pdu import ExceptionResponse, ModbusPDU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 
@@ -62,6 +62,8 @@ class RegisterImage(ModbusBaseSlaveContext):
     requests: list[tuple[Table, int, int]] = field(default_factory=list)
     writes: list[tuple[Table, int, list[int]]] = field(default_factory=list)
     faulted: int = 0
+    delay: float = 0.0  # seconds before answering: a slow device or a busy RS485 bus
+    seen: asyncio.Event = field(default_factory=asyncio.Event)  # a request reached the unit
     ignores_writes_to: set[tuple[Table, int]] = field(default_factory=set)
 
     def table_of(self, function_code: int) -> Table:
@@ -140,18 +142,29 @@ def _default(register: Register) -> Any:
 
 
 class _FaultyHandler(ServerRequestHandler):
-    """Answers a faulty unit as the fault says, before its datastore is touched."""
+    """Answers each request itself, as its unit's faults say.
+
+    The request is captured before any delay: pymodbus' own handler reads `last_pdu` when it
+    answers, which a second request on the same connection may have replaced by then.
+    """
 
     async def handle_request(self) -> None:
         pdu = self.last_pdu
-        image = self.server.context.units.get(pdu.dev_id) if pdu else None
-        if pdu is None or image is None or image.fault is None:
-            await super().handle_request()  # type: ignore[no-untyped-call]
-            return
-        image.faulted += 1
+        image = self.server.context.units.get(pdu.dev_id) if pdu is not None else None
+        if pdu is None or image is None:
+            return  # no such unit on the line: silence, as on RS485
+        image.seen.set()
+        if image.delay:
+            await asyncio.sleep(image.delay)
+        if image.fault is not None:
+            image.faulted += 1
         if image.fault == SILENT:
             return
-        response = ExceptionResponse(pdu.function_code, image.fault)
+        response: ModbusPDU
+        if image.fault is not None:
+            response = ExceptionResponse(pdu.function_code, int(image.fault))
+        else:
+            response = await pdu.update_datastore(image)
         response.transaction_id, response.dev_id = pdu.transaction_id, pdu.dev_id
         self.server_send(response, self.last_addr)  # type: ignore[no-untyped-call]
 

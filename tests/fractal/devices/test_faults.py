@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
@@ -258,3 +259,26 @@ async def test_random_register_contents_never_break_a_poll(start_server, gateway
 
     assert flagged > 0  # random words are mostly implausible: the check is exercised
     assert device.availability.available
+
+
+async def test_cancelled_poll_leaves_no_stale_answer_for_the_next(start_server, gateways) -> None:
+    # pymodbus 3.8.3 does not match answers to requests by transaction id: an answer arriving
+    # after its request was abandoned would be taken for the next request's answer.
+    server = await start_server({1: "eastron_sdm630", 2: "generic_battery"})
+    gateway = gateways(server.port)
+    meter_device = Device(gateway, 1, load_shipped_map("eastron_sdm630"))
+    battery = Device(gateway, 2, load_shipped_map("generic_battery"))
+    await battery.poll("fast")  # connected: the next request goes straight on the wire
+    server.devices[1].image.delay = 0.2  # the meter answers late...
+    server.devices[2].image.delay = 0.4  # ...while the battery's answer is still awaited
+    server.devices[2].set("soc", 64.5)
+
+    polling = asyncio.create_task(meter_device.poll("fast"))
+    await server.devices[1].image.seen.wait()  # the meter's request is on the wire
+    polling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await polling
+    readings = await battery.poll("fast")
+
+    assert readings["soc"].value == 64.5
+    assert set(readings) == {r.name for r in battery.regmap.group("fast")}

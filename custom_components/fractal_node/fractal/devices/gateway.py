@@ -138,6 +138,9 @@ class Gateway:
                 self._disconnect()
                 self.backoff.failed()
                 raise GatewayUnavailable(f"{request}: connection lost ({err})") from err
+            except asyncio.CancelledError:
+                self._disconnect()  # the answer may still come; it must not meet the next request
+                raise
         if response.isError():
             raise DeviceException(response.exception_code, request)
         return response
