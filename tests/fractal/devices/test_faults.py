@@ -282,3 +282,21 @@ async def test_cancelled_poll_leaves_no_stale_answer_for_the_next(start_server, 
 
     assert readings["soc"].value == 64.5
     assert set(readings) == {r.name for r in battery.regmap.group("fast")}
+
+
+async def test_late_answer_after_a_timeout_is_not_taken_for_the_next(
+    start_server, gateways
+) -> None:
+    server = await start_server({1: "eastron_sdm630", 2: "generic_battery"})
+    gateway = gateways(server.port)  # timeout 0.5 s
+    meter_device = Device(gateway, 1, load_shipped_map("eastron_sdm630"))
+    battery = Device(gateway, 2, load_shipped_map("generic_battery"))
+    server.devices[1].image.delay = 0.7  # answers 0.2 s after the client gave up...
+    server.devices[2].image.delay = 0.3  # ...while the battery's answer is awaited
+    server.devices[2].set("soc", 71.5)
+
+    with pytest.raises(DeviceUnavailable, match="no answer"):
+        await meter_device.poll("fast")
+    readings = await battery.poll("fast")
+
+    assert readings["soc"].value == 71.5
