@@ -1,0 +1,262 @@
+"""The node's shadow link end to end: the real awsiotsdk client, over mutual TLS, against the
+local aggregator (`fractal-aggregator serve`: mosquitto + our shadow service), with plans
+written through the unchanged boto3 `iot-data` client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fractal.link.buffer import TelemetryBuffer
+from fractal.link.plan_inbox import PlanDecision
+from fractal.link.shadow_link import LinkConfig, LinkState, LinkStatus, ShadowLink
+from fractal.protocol import PlanStatus, TelemetryBatch, parse
+
+from tests.fractal.link.link_support import Cable, TelemetryObserver, until
+from tests.support.certificates import make_ca
+from tests.support.local_aggregator import LocalAggregator, NodeCredentials, iot_data
+
+
+@pytest.fixture(autouse=True)
+def _loopback_sockets(socket_enabled: None) -> None:
+    """Loopback sockets back after the Home Assistant plugin disabled them (see
+    tests/aggregator_cloud/local/conftest.py); connections stay limited to 127.0.0.1."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def plan_doc(node: str, plan_id: str, **changes: Any) -> dict[str, Any]:
+    start = now().replace(microsecond=0) - timedelta(minutes=5)
+    document: dict[str, Any] = {
+        "schema": "fractal.plan.v1",
+        "id": plan_id,
+        "node": node,
+        "issued": iso(start - timedelta(minutes=1)),
+        "start": iso(start),
+        "step": 1800,
+        "slots": 4,
+        "expiry": iso(start + timedelta(hours=2)),
+        "source": "aggregator",
+        "devices": {
+            "battery": {"kind": "battery", "windows": [{"start": 0, "end": 4, "mode": "hold"}]}
+        },
+    }
+    document.update(changes)
+    return document
+
+
+def write_desired_plan(aggregator: LocalAggregator, node: str, plan: object) -> None:
+    payload = json.dumps({"state": {"desired": {"plan": plan}}})
+    iot_data(aggregator).update_thing_shadow(thingName=node, shadowName="plan", payload=payload)
+
+
+def reported_plan(aggregator: LocalAggregator, node: str) -> dict[str, Any]:
+    response = iot_data(aggregator).get_thing_shadow(thingName=node, shadowName="plan")
+    document = json.loads(response["payload"].read())
+    plan: dict[str, Any] = document["state"].get("reported", {}).get("plan", {})
+    return plan
+
+
+class Node:
+    """What a node's owner of the link sees: every plan decision and status change."""
+
+    def __init__(self) -> None:
+        self.decisions: list[PlanDecision] = []
+        self.statuses: list[LinkStatus] = []
+
+    @property
+    def status(self) -> LinkStatus:
+        return self.statuses[-1]
+
+    def acked(self, plan_id: str | None, status: PlanStatus) -> bool:
+        ack = self.statuses[-1].plan_ack if self.statuses else None
+        return ack is not None and (ack.id, ack.status) == (plan_id, status)
+
+
+@pytest.fixture(scope="module")
+def aggregator() -> Iterator[LocalAggregator]:
+    with LocalAggregator.started() as running:
+        yield running
+
+
+def config(node: NodeCredentials, port: int, ca_pem: str | None = None) -> LinkConfig:
+    return LinkConfig(
+        node_id=node.node_id,
+        endpoint="127.0.0.1",
+        port=port,
+        ca_pem=ca_pem or node.ca.read_text(),
+        certificate_pem=node.certificate.read_text(),
+        private_key_pem=node.private_key.read_text(),
+        min_reconnect_s=0.05,
+        max_reconnect_s=0.5,
+        operation_timeout_s=10,
+        plan_check_interval_s=1,
+    )
+
+
+@asynccontextmanager
+async def running_link(
+    link_config: LinkConfig, buffer_path: Path, node: Node
+) -> AsyncIterator[ShadowLink]:
+    buffer = TelemetryBuffer(buffer_path, batch_samples=7)
+    link = ShadowLink(
+        link_config, buffer, node.decisions.append, now, on_status=node.statuses.append
+    )
+    await link.start()
+    try:
+        yield link
+    finally:
+        await link.stop()
+        buffer.close()
+
+
+@asynccontextmanager
+async def observing(aggregator: LocalAggregator) -> AsyncIterator[TelemetryObserver]:
+    observer = TelemetryObserver(aggregator.data_dir)
+    await observer.start()
+    try:
+        yield observer
+    finally:
+        await observer.stop()
+
+
+async def test_plans_are_fetched_acknowledged_and_superseded(
+    aggregator: LocalAggregator, tmp_path: Path
+) -> None:
+    credentials = aggregator.enroll("home-1")
+    write_desired_plan(aggregator, "home-1", plan_doc("home-1", "p1"))  # waiting before connect
+    node = Node()
+    async with running_link(config(credentials, aggregator.mqtt_port), tmp_path / "b.db", node):
+        await until(lambda: node.acked("p1", PlanStatus.EXECUTING), "p1 acknowledged")
+        assert node.status.state is LinkState.CONNECTED
+        assert reported_plan(aggregator, "home-1")["status"] == "executing"
+
+        write_desired_plan(aggregator, "home-1", plan_doc("home-1", "p2"))  # via the delta
+        await until(lambda: node.acked("p2", PlanStatus.EXECUTING), "p2 acknowledged")
+    first, second = node.decisions
+    assert first.in_force is not None
+    assert first.in_force.id == "p1"
+    assert second.in_force is not None
+    assert second.in_force.id == "p2"
+    assert second.superseded is not None
+    assert (second.superseded.id, second.superseded.status) == ("p1", PlanStatus.SUPERSEDED)
+    assert reported_plan(aggregator, "home-1")["id"] == "p2"
+
+
+async def test_a_malformed_plan_is_rejected_with_its_reason_and_the_old_one_stays(
+    aggregator: LocalAggregator, tmp_path: Path
+) -> None:
+    credentials = aggregator.enroll("home-2")
+    node = Node()
+    async with running_link(config(credentials, aggregator.mqtt_port), tmp_path / "b.db", node):
+        write_desired_plan(aggregator, "home-2", plan_doc("home-2", "good"))
+        await until(lambda: node.acked("good", PlanStatus.EXECUTING), "good plan acknowledged")
+        write_desired_plan(aggregator, "home-2", plan_doc("home-2", "bad", step=7, slots=0))
+        await until(lambda: node.acked("bad", PlanStatus.REJECTED), "bad plan rejected")
+    reported = reported_plan(aggregator, "home-2")
+    assert (reported["id"], reported["status"]) == ("bad", "rejected")
+    assert "step" in reported["reason"]
+    assert "slots" in reported["reason"]
+    assert {issue["path"] for issue in reported["issues"]} == {"step", "slots"}
+    assert node.decisions[-1].in_force is not None
+    assert node.decisions[-1].in_force.id == "good"  # never half-applied: the old plan runs on
+
+
+async def test_telemetry_batches_arrive_in_order_and_valid(
+    aggregator: LocalAggregator, tmp_path: Path
+) -> None:
+    credentials = aggregator.enroll("home-3")
+    node = Node()
+    async with (
+        observing(aggregator) as observer,
+        running_link(config(credentials, aggregator.mqtt_port), tmp_path / "b.db", node) as link,
+    ):
+        seqs = [link.record({"ts": iso(now()), "grid_w": i}) for i in range(30)]
+        await until(lambda: observer.unique_samples() == seqs, "every sample delivered")
+        await until(lambda: node.status.delivered_seq == 30, "delivery acknowledged")
+    assert seqs == list(range(1, 31))
+    for batch in observer.batches:
+        assert parse(TelemetryBatch, batch).ok
+        assert batch["node"] == "home-3"
+    assert [batch["seq"] for batch in observer.batches] == sorted(
+        {batch["seq"] for batch in observer.batches}
+    )
+
+
+async def test_a_pulled_cable_and_a_broker_restart_lose_nothing(
+    aggregator: LocalAggregator, tmp_path: Path
+) -> None:
+    credentials = aggregator.enroll("home-4")
+    node = Node()
+    async with Cable(aggregator.mqtt_port) as cable:
+        link_config = config(credentials, cable.port)
+        observer = TelemetryObserver(aggregator.data_dir)
+        await observer.start()
+        try:
+            async with running_link(link_config, tmp_path / "b.db", node) as link:
+                record = lambda i: link.record({"ts": iso(now()), "grid_w": i})  # noqa: E731
+                await until(lambda: node.status.state is LinkState.CONNECTED, "connected")
+                seqs = [record(i) for i in range(10)]
+
+                cable.pull()  # the network cable, mid-stream
+                await until(lambda: node.status.state is not LinkState.CONNECTED, "noticed")
+                seqs += [record(i) for i in range(10, 25)]  # buffered while offline
+                cable.plug()
+                await until(lambda: observer.unique_samples() == seqs, "delivered after cable")
+
+                cable.pull()  # the aggregator restarts while the node keeps measuring
+                await observer.stop()
+                aggregator.restart()
+                seqs += [record(i) for i in range(25, 40)]
+                await observer.start()
+                cable.plug()
+                seqs += [record(i) for i in range(40, 45)]
+                await until(lambda: observer.unique_samples() == seqs, "delivered after restart")
+        finally:
+            await observer.stop()
+    assert seqs == list(range(1, 46))  # no gap, in order, each once after deduplication
+
+
+async def test_a_restarted_node_continues_from_the_next_seq(
+    aggregator: LocalAggregator, tmp_path: Path
+) -> None:
+    credentials = aggregator.enroll("home-5")
+    path = tmp_path / "b.db"
+    async with observing(aggregator) as observer:
+        node = Node()
+        async with running_link(config(credentials, aggregator.mqtt_port), path, node) as link:
+            for i in range(5):
+                link.record({"ts": iso(now()), "grid_w": i})
+            await until(lambda: node.status.delivered_seq == 5, "first run delivered")
+        offline = TelemetryBuffer(path)  # Home Assistant down: the buffer fills on its own
+        assert offline.append({"ts": iso(now()), "grid_w": 5}) == 6
+        offline.close()
+        node = Node()
+        async with running_link(config(credentials, aggregator.mqtt_port), path, node) as link:
+            assert link.record({"ts": iso(now()), "grid_w": 6}) == 7
+            await until(lambda: observer.unique_samples() == list(range(1, 8)), "all delivered")
+
+
+async def test_a_broker_it_cannot_trust_is_an_error_with_a_reason(
+    aggregator: LocalAggregator, tmp_path: Path
+) -> None:
+    credentials = aggregator.enroll("home-6")
+    wrong_ca = make_ca().certificate_pem
+    node = Node()
+    link_config = config(credentials, aggregator.mqtt_port, ca_pem=wrong_ca)
+    async with running_link(link_config, tmp_path / "b.db", node) as link:
+        await until(lambda: node.status.state is LinkState.ERROR, "refused")
+        assert node.status.reason is not None
+        assert "TLS" in node.status.reason
+        assert link.record({"ts": iso(now()), "grid_w": 1}) == 1  # still buffering
