@@ -51,14 +51,14 @@ async def detect(gateway: Gateway, unit: int, map_names: list[str] | None = None
 
 async def _explained(gateway: Gateway, unit: int, regmap: RegisterMap) -> int:
     """Number of plausible values the map reads from the unit; 0 if any read or value fails."""
-    device = Device(gateway, unit, regmap, backoff_initial=0)
+    device = Device(gateway, unit, regmap)
     count = 0
     for group in (IDENTITY_GROUP, *regmap.poll_groups):
         try:
-            readings = await device.poll(group)
-        except ModbusDeviceError as err:
-            if isinstance(err.__cause__, GatewayUnavailable | DeviceTimeout):
-                raise err.__cause__ from err
+            readings = await device.read_group(group)
+        except (GatewayUnavailable, DeviceTimeout):
+            raise
+        except ModbusDeviceError:  # e.g. exception code 2: this map's registers are not there
             return 0
         if any(reading.problem for reading in readings.values()):
             return 0

@@ -118,14 +118,19 @@ class Device:
         if group != IDENTITY_GROUP and group not in self.regmap.poll_groups:
             raise KeyError(f"{self}: no poll group {group!r}")
         self.health.check()
-        readings: dict[str, Reading] = {}
         try:
-            for block in self.plan(group):
-                words = await self.gateway.read(self.unit, block)
-                readings.update(self._decode_block(block, words))
+            readings = await self.read_group(group)
         except ModbusDeviceError as err:
             raise self.health.failed(err) from err
         self.health.succeeded()
+        return readings
+
+    async def read_group(self, group: str) -> dict[str, Reading]:
+        """Read and decode `group` once, without availability bookkeeping (for probing)."""
+        readings: dict[str, Reading] = {}
+        for block in self.plan(group):
+            words = await self.gateway.read(self.unit, block)
+            readings.update(self._decode_block(block, words))
         return readings
 
     async def write(self, name: str, value: float | str | bool) -> WriteResult:
