@@ -7,6 +7,8 @@ run, is naive polling: one request per register (per model for SunSpec).
 
 Minimum requests: the fewest reads of at most the device's block size (alignment respected)
 that cover the registers needed, holes allowed; "bound" is registers needed / block size.
+"RS485 ms" estimates the bus time those reads take at 9600 baud, where the Eastron meters
+usually sit: on a serial line, bytes and turnarounds, not CPU, limit how often a node can poll.
 Exit status 1 if the planned requests exceed the minimum.
 """
 
