@@ -145,3 +145,33 @@ def test_issued_needs_an_offset(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["plan", "--scenario", "x", "--out", "y", "--issued", "2026-11-21T23:00:00"])
     assert "needs a UTC offset" in capsys.readouterr().err
+
+
+def test_two_workers_write_equally_good_plans(tmp_path: Path) -> None:
+    issued = ["--issued", "2026-11-21T23:00:00Z"]
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    assert main(["plan", "--scenario", str(EXAMPLE), "--out", str(one), *issued]) == 0
+    assert (
+        main(["plan", "--scenario", str(EXAMPLE), "--out", str(two), "--workers", "2", *issued])
+        == 0
+    )
+    # An LP may have several optimal plans (ties); warm and fresh models may pick different
+    # ones. What must agree: each home's status and cost, and the events' outcomes.
+    first, second = json.loads(one.read_text()), json.loads(two.read_text())
+    assert [(h["id"], h["status"]) for h in first["homes"]] == [
+        (h["id"], h["status"]) for h in second["homes"]
+    ]
+    assert [h["cost_p"] for h in first["homes"]] == pytest.approx(
+        [h["cost_p"] for h in second["homes"]], abs=1e-5
+    )
+    assert [e["met"] for e in first["events"]] == [e["met"] for e in second["events"]]
+
+
+@pytest.mark.parametrize("option", [["--workers", "0"], ["--time-limit", "0"]])
+def test_nonsense_options_fail_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str]
+) -> None:
+    out = tmp_path / "o.json"
+    assert main(["plan", "--scenario", str(EXAMPLE), "--out", str(out), *option]) == 2
+    assert "--time-limit must be > 0 and --workers at least 1" in capsys.readouterr().err
+    assert not out.exists()

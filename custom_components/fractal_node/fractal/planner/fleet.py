@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .model import Vector
+from .parallel import plan_homes
 from .planner import HomePlan, Planner
 from .scenario import FlexEvent, Scenario
 
@@ -50,15 +51,15 @@ def event_slots(scenario: Scenario, event: FlexEvent) -> Vector:
 
 
 def plan_fleet(
-    scenario: Scenario, planner: Planner | None = None
+    scenario: Scenario, planner: Planner | None = None, workers: int = 1
 ) -> tuple[list[HomePlan], list[EventOutcome]]:
     """Plan every home, then coordinate each event's group by price until its cap holds."""
-    return _Coordination(scenario, planner or Planner()).run()
+    return _Coordination(scenario, planner or Planner(), workers).run()
 
 
 class _Coordination:
-    def __init__(self, scenario: Scenario, planner: Planner) -> None:
-        self.scenario, self.planner = scenario, planner
+    def __init__(self, scenario: Scenario, planner: Planner, workers: int) -> None:
+        self.scenario, self.planner, self.workers = scenario, planner, workers
         self.events = list(scenario.events)
         self.members = [
             [i for i, home in enumerate(scenario.homes) if home.tags.get(e.tag) == e.value]
@@ -69,7 +70,7 @@ class _Coordination:
         self.affected = sorted({i for group in self.members for i in group})
 
     def run(self) -> tuple[list[HomePlan], list[EventOutcome]]:
-        plans = [self.planner.plan_home(self.scenario, home) for home in self.scenario.homes]
+        plans = self.plan(None, {})
         best_score: tuple[bool, float, float] | None = None
         best_plans, best_round, best_signals = plans, 1, [s.copy() for s in self.signals]
         for round_number in range(1, MAX_ROUNDS + 1):
@@ -100,20 +101,29 @@ class _Coordination:
         total = np.sum([plans[i].grid_kw for i in group], axis=0)
         return np.where(window > 0, total - self.events[index].import_max_kw, 0.0)
 
+    def plan(self, indices: list[int] | None, adders: dict[int, Vector]) -> list[HomePlan]:
+        return plan_homes(
+            self.scenario,
+            workers=self.workers,
+            time_limit_s=self.planner.cache.time_limit_s,
+            adders=adders,
+            indices=indices,
+            planner=self.planner,
+        )
+
     def replan(self, plans: list[HomePlan]) -> list[HomePlan]:
+        adders = {index: self.signal_for(index) for index in self.affected}
         replanned = list(plans)
-        for home_index in self.affected:
-            adder = np.sum(
-                [
-                    s
-                    for group, s in zip(self.members, self.signals, strict=True)
-                    if home_index in group
-                ],
-                axis=0,
-            )
-            home = self.scenario.homes[home_index]
-            replanned[home_index] = self.planner.plan_home(self.scenario, home, adder)
+        for index, plan in zip(self.affected, self.plan(self.affected, adders), strict=True):
+            replanned[index] = plan
         return replanned
+
+    def signal_for(self, home_index: int) -> Vector:
+        """The sum of the signals of every event whose group holds the home."""
+        mine = [
+            s for group, s in zip(self.members, self.signals, strict=True) if home_index in group
+        ]
+        return np.asarray(np.sum(mine, axis=0), dtype=np.float64)
 
     def outcome(self, index: int, plans: list[HomePlan], rounds: int) -> EventOutcome:
         group, window = self.members[index], self.windows[index]
