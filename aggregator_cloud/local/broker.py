@@ -224,6 +224,9 @@ class Broker:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # Its own process group: Ctrl-C in a terminal signals the whole foreground
+                # group, and the broker must stop when we stop it, not die under our feet.
+                process_group=0,
             )
         self._wait_until_running()
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import selectors
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -61,6 +63,43 @@ def test_the_demo_serves_simulated_homes_plans_them_and_prints_the_page(data_dir
     for node in ("sim-001", "sim-002"):
         assert (data_dir / "simulated" / node / "private.key").stat().st_mode & 0o777 == 0o600
     assert (data_dir / "simulated").stat().st_mode & 0o777 == 0o700
+
+
+def read_until(process: subprocess.Popen[bytes], text: str) -> str:
+    """Everything the process printed up to `text` (raw reads: select sees no buffered lines)."""
+    assert process.stdout is not None
+    descriptor, seen = process.stdout.fileno(), b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(descriptor, selectors.EVENT_READ)
+        while text.encode() not in seen:
+            assert selector.select(RUN_LIMIT_S), f"no {text!r} from the demo: {seen!r}"
+            chunk = os.read(descriptor, 65536)
+            assert chunk, f"the demo ended before {text!r}: {seen!r}"
+            seen += chunk
+    return seen.decode()
+
+
+def test_ctrl_c_in_a_terminal_stops_the_demo_cleanly(data_dir: Path) -> None:
+    """A terminal's Ctrl-C signals the whole foreground process group, mosquitto included."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aggregator_cloud.cli", "demo", "--data-dir", str(data_dir),
+         "--homes", "2", "--mqtt-port", "0", "--http-port", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        read_until(process, "The fleet page: http://127.0.0.1:")
+        broker_pid = json.loads((data_dir / "runtime.json").read_text())["broker_pid"]
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=RUN_LIMIT_S)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    assert b"mosquitto exited unexpectedly" not in stderr
+    assert not (data_dir / "runtime.json").exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(broker_pid, 0)  # the demo stopped its broker
 
 
 def test_the_demo_refuses_a_data_directory_an_aggregator_is_running_on(
