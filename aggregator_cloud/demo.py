@@ -166,7 +166,8 @@ async def _plan_and_report(
     now = fleet.clock.now()
     scenario = demo_scenario(fleet.homes, now)
     output = await asyncio.to_thread(plan_scenario, scenario, now, Planner())
-    plans = {home["id"]: home["plan"] for home in output["homes"] if home["plan"] is not None}
+    planned = {home["id"]: home for home in output["homes"]}
+    plans = {node: home["plan"] for node, home in planned.items() if home["plan"] is not None}
     iot_data = iot_data_client(runtime.http_endpoint)
     await asyncio.to_thread(push_plans, iot_data, plans)
     say(f"{len(fleet.homes)} simulated homes, linked over MQTT with mutual TLS")
@@ -174,19 +175,31 @@ async def _plan_and_report(
     say(f"written to each home's `plan` shadow through {runtime.http_endpoint}")
     acks = await _acknowledgements(iot_data, plans, stop)
     for home in fleet.homes:
-        say(_home_line(home, plans.get(home.node_id), acks.get(home.node_id)))
+        say(_home_line(home, planned[home.node_id], acks.get(home.node_id)))
     accepted = sum(1 for ack in acks.values() if ack.get("status") in ACCEPTED)
     say(f"{accepted} of {len(plans)} homes acknowledged their plan as accepted")
 
 
 def _home_line(
-    home: SimulatedHome, plan: Mapping[str, Any] | None, ack: Mapping[str, Any] | None
+    home: SimulatedHome, planned: Mapping[str, Any], ack: Mapping[str, Any] | None
 ) -> str:
-    street, feeder = home.spec.tags.get("street", "?"), home.spec.tags.get("feeder", "?")
-    answer = "no plan" if plan is None else "no answer yet"
+    """`sim-001  1 Elm Road  F1  4 kWp, 9.5 kWh battery  £1.23/48 h  executing`."""
+    spec = home.spec
+    devices = [f"{spec.pv_kwp:g} kWp"]
+    if spec.battery is not None:
+        devices.append(f"{spec.battery.capacity_wh / 1000:g} kWh battery")
+    if spec.ev is not None:
+        devices.append("EV")
+    answer = "no plan: " + "; ".join(planned.get("plan_problems", []))
+    if planned["plan"] is not None:
+        answer = "no answer yet"
     if ack is not None:
-        answer = f"{ack.get('status')}" + (f" ({ack['reason']})" if ack.get("reason") else "")
-    return f"  {home.node_id}  {home.spec.name:<16} {street:<12} {feeder:<3} plan {answer}"
+        answer = str(ack.get("status")) + (f" ({ack['reason']})" if ack.get("reason") else "")
+    cost = f"£{planned['cost_p'] / 100:.2f}/48 h"
+    return (
+        f"  {home.node_id}  {spec.name:<15} {spec.tags.get('feeder', ''):<3}"
+        f" {', '.join(devices):<28} {cost:>12}  plan {answer}"
+    )
 
 
 def demo_scenario(homes: Sequence[SimulatedHome], now: datetime) -> Scenario:
