@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ from typing import Any
 import pytest
 from fractal.link.buffer import TelemetryBuffer
 from fractal.link.plan_inbox import PlanDecision
+from fractal.link.reporting import SnapshotPolicy
 from fractal.link.shadow_link import LinkConfig, LinkState, LinkStatus, ShadowLink
-from fractal.protocol import PlanStatus, TelemetryBatch, parse
+from fractal.protocol import NodeDescriptor, PlanStatus, TelemetryBatch, TelemetrySnapshot, parse
 
 from tests.fractal.link.link_support import Cable, TelemetryObserver, until
 from tests.support.certificates import make_ca
@@ -260,3 +262,58 @@ async def test_a_broker_it_cannot_trust_is_an_error_with_a_reason(
         assert node.status.reason is not None
         assert "TLS" in node.status.reason
         assert link.record({"ts": iso(now()), "grid_w": 1}) == 1  # still buffering
+
+
+def classic_reported(aggregator: LocalAggregator, node: str) -> dict[str, Any]:
+    try:
+        response = iot_data(aggregator).get_thing_shadow(thingName=node)
+    except iot_data(aggregator).exceptions.ResourceNotFoundException:
+        return {}
+    reported: dict[str, Any] = json.loads(response["payload"].read())["state"].get("reported", {})
+    return reported
+
+
+def snapshot(node: str, seq: int, **values: float) -> TelemetrySnapshot:
+    document = {"schema": "fractal.telemetry.v1", "node": node, "seq": seq, "ts": iso(now())}
+    parsed = parse(TelemetrySnapshot, {**document, **values})
+    assert parsed.document is not None, parsed.problems
+    return parsed.document
+
+
+async def test_descriptor_and_snapshots_replace_what_the_classic_shadow_reported(
+    aggregator: LocalAggregator, tmp_path: Path
+) -> None:
+    credentials = aggregator.enroll("home-7")
+    descriptor = parse(
+        NodeDescriptor,
+        {
+            "schema": "fractal.node.v1",
+            "node": "home-7",
+            "name": "Home",
+            "software": "0.1.0",
+            "link": "local",
+        },
+    ).document
+    assert descriptor is not None
+    every_change = SnapshotPolicy(min_interval=timedelta(0), max_silence=timedelta(hours=1))
+    link_config = replace(
+        config(credentials, aggregator.mqtt_port), snapshot_policy=lambda: every_change
+    )
+    node = Node()
+    async with running_link(link_config, tmp_path / "b.db", node) as link:
+        link.report_descriptor(descriptor)
+        link.report_snapshot(snapshot("home-7", 1, grid_w=500, pv_w=1200))
+        await until(
+            lambda: classic_reported(aggregator, "home-7").get("telemetry", {}).get("seq") == 1,
+            "first snapshot reported",
+        )
+        link.report_snapshot(snapshot("home-7", 2, grid_w=2500))  # the PV meter went away
+        await until(
+            lambda: classic_reported(aggregator, "home-7")["telemetry"]["seq"] == 2,
+            "second snapshot reported",
+        )
+    reported = classic_reported(aggregator, "home-7")
+    assert reported["telemetry"]["grid_w"] == 2500
+    assert "pv_w" not in reported["telemetry"]  # replaced, not merged
+    assert reported["node"]["name"] == "Home"
+    assert reported["link"] == {"buffered": 0, "dropped": 0, "lost": 0}

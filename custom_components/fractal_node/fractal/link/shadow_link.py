@@ -39,6 +39,8 @@ from awsiot import iotshadow, mqtt5_client_builder
 
 # Relative: the library is `fractal` here and `custom_components.fractal_node.fractal` in HA.
 from ..protocol import (  # noqa: TID252
+    Document,
+    NodeDescriptor,
     Plan,
     PlanAck,
     Reading,
@@ -148,7 +150,10 @@ class ShadowLink:
         self._ack_to_report: PlanAck | None = None
         self._reported_ack: dict[str, Any] | None = None
         self._snapshot: TelemetrySnapshot | None = None
-        self._reported_snapshot: dict[str, Any] | None = None
+        self._descriptor: NodeDescriptor | None = None
+        self._reported_descriptor: NodeDescriptor | None = None
+        self._classic_reported: dict[str, Any] | None = None
+        """The classic shadow's `reported` as we last wrote it; None until read."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: _Wakeups | None = None
         self._client: mqtt5.Client | None = None
@@ -174,6 +179,12 @@ class ShadowLink:
         if self._wake is not None:
             self._wake.telemetry.set()
         return seq
+
+    def report_descriptor(self, descriptor: NodeDescriptor) -> None:
+        """Who the node is (`reported.node`); written once, and again whenever it changes."""
+        self._descriptor = descriptor
+        if self._wake is not None:
+            self._wake.report.set()
 
     def report_snapshot(self, snapshot: TelemetrySnapshot) -> None:
         """The latest snapshot; written to the classic shadow when the policy says so."""
@@ -457,7 +468,8 @@ class ShadowLink:
             raise PublishRefused(f"telemetry batch {batch.seq} refused by the broker: {code}")
 
     async def _report_loop(self) -> None:
-        """Write the snapshot to the classic shadow when the policy says it is due."""
+        """Keep the classic shadow's `reported` up to date: the descriptor when it changes,
+        the snapshot when the policy says it is due."""
         wake = self._wake
         assert wake is not None
         backoff = self._retry_backoff()
@@ -466,15 +478,9 @@ class ShadowLink:
                 await asyncio.wait_for(wake.report.wait(), timeout=self._seconds_until_due())
             wake.report.clear()
             await wake.connected.wait()
-            snapshot = self._snapshot
-            if snapshot is None:
-                continue
-            values = to_jsonable(snapshot)
-            now = self._clock()
-            if not self._policy.due(values, now):
-                continue
             try:
-                await self._write_snapshot(snapshot)
+                await self._write_descriptor_if_changed()
+                await self._write_snapshot_if_due()
             except LinkDown:
                 continue
             except awsiot.V2ServiceException as error:
@@ -483,27 +489,61 @@ class ShadowLink:
                 wake.report.set()
                 continue
             backoff.reset()
-            self._policy.reported(values, now)
 
     def _seconds_until_due(self) -> float:
         """Look again after the minimum interval: a held-back change or the heartbeat."""
-        return self._policy.min_interval.total_seconds()
+        return max(1.0, self._policy.min_interval.total_seconds())
 
-    async def _write_snapshot(self, snapshot: TelemetrySnapshot) -> None:
-        payload = _state_of(replacing_payload(snapshot, self._reported_snapshot))
+    async def _write_descriptor_if_changed(self) -> None:
+        descriptor = self._descriptor
+        if descriptor is None or descriptor == self._reported_descriptor:
+            return
+        await self._update_classic(descriptor, {})
+        self._reported_descriptor = descriptor
+
+    async def _write_snapshot_if_due(self) -> None:
+        snapshot = self._snapshot
+        if snapshot is None:
+            return
+        values, now = to_jsonable(snapshot), self._clock()
+        if not self._policy.due(values, now):
+            return
         buffer = self._buffer.status()
-        payload["reported"]["link"] = {
+        link = {
             "buffered": buffer.pending,
             "dropped": buffer.dropped,
             "lost": buffer.lost,
             "storage_error": buffer.error,
         }
+        await self._update_classic(snapshot, {"link": link})
+        self._policy.reported(values, now)
+
+    async def _update_classic(self, document: Document, extra: dict[str, Any]) -> None:
+        """Replace `reported.<place>` with `document`: fields it no longer has are nulled,
+        which needs what is there now (read once per start)."""
+        if self._classic_reported is None:
+            self._classic_reported = await self._read_classic_reported()
+        _, key = document.SHADOW_PLACE or ("reported", document.KIND)
+        previous = self._classic_reported.get(key)
+        reported = _state_of(replacing_payload(document, previous))["reported"]
+        reported.update(extra)
         request = iotshadow.UpdateShadowRequest(
-            thing_name=self._config.node_id,
-            state=iotshadow.ShadowState(reported=payload["reported"]),
+            thing_name=self._config.node_id, state=iotshadow.ShadowState(reported=reported)
         )
         await self._call(self._shadow_client().update_shadow(request))
-        self._reported_snapshot = payload["reported"]["telemetry"]
+        self._classic_reported.update(reported)
+
+    async def _read_classic_reported(self) -> dict[str, Any]:
+        request = iotshadow.GetShadowRequest(thing_name=self._config.node_id)
+        try:
+            response = await self._call(self._shadow_client().get_shadow(request))
+        except awsiot.V2ServiceException as error:
+            if _is_not_found(error):
+                return {}
+            raise
+        state = response.state
+        reported: dict[str, Any] = dict(state.reported or {}) if state is not None else {}
+        return reported
 
     # --- helpers ----------------------------------------------------------------------------
 
