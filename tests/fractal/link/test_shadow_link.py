@@ -317,3 +317,25 @@ async def test_descriptor_and_snapshots_replace_what_the_classic_shadow_reported
     assert "pv_w" not in reported["telemetry"]  # replaced, not merged
     assert reported["node"]["name"] == "Home"
     assert reported["link"] == {"buffered": 0, "dropped": 0, "lost": 0}
+
+
+@pytest.mark.parametrize(
+    ("sample", "fragment"),
+    [
+        ({"grid_w": 5}, "ts"),
+        ({"ts": "yesterday", "grid_w": 5}, "ts"),
+        ({"ts": "2026-01-01T00:00:00Z", "pv_w": -3}, "pv_w"),
+        ({"ts": "2026-01-01T00:00:00Z", "colour": "red"}, "colour"),
+    ],
+)
+def test_a_bad_reading_is_refused_and_nothing_is_buffered(
+    tmp_path: Path, sample: dict[str, Any], fragment: str
+) -> None:
+    buffer = TelemetryBuffer(tmp_path / "b.db")
+    link_config = LinkConfig("home-8", "127.0.0.1", 1, "", "", "")
+    link = ShadowLink(link_config, buffer, lambda _decision: None, now)
+    with pytest.raises(ValueError, match=fragment):
+        link.record(sample)
+    assert buffer.status().last_seq == 0
+    assert link.record({"ts": "2026-01-01T00:00:00Z", "grid_w": 5}) == 1
+    buffer.close()
