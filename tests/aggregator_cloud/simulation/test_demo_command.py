@@ -12,8 +12,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,15 +82,38 @@ def read_until(process: subprocess.Popen[bytes], text: str) -> str:
     return seen.decode()
 
 
-def test_ctrl_c_in_a_terminal_stops_the_demo_cleanly(data_dir: Path) -> None:
-    """A terminal's Ctrl-C signals the whole foreground process group, mosquitto included."""
+def fetch(url: str) -> bytes:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
+    with opener.open(url, timeout=RUN_LIMIT_S) as response:
+        body: bytes = response.read()
+    return body
+
+
+def fleet_once_planned(url: str) -> dict[str, Any]:
+    """The fleet page's nodes once the store has every answer (the rules dispatcher records
+    them a moment after the shadow service has them)."""
+    deadline = time.monotonic() + RUN_LIMIT_S
+    while True:
+        nodes = {node["node"]: node for node in json.loads(fetch(url))["nodes"]}
+        answered = [node["plan"]["status"] in {"accepted", "executing"} for node in nodes.values()]
+        if (nodes and all(answered)) or time.monotonic() > deadline:
+            return nodes
+        time.sleep(0.1)
+
+
+def test_the_page_shows_the_homes_and_ctrl_c_stops_the_demo_cleanly(data_dir: Path) -> None:
+    """While it runs the page shows the homes; a terminal's Ctrl-C (to the whole foreground
+    process group, mosquitto included) stops it cleanly."""
     process = subprocess.Popen(
         [sys.executable, "-m", "aggregator_cloud.cli", "demo", "--data-dir", str(data_dir),
          "--homes", "2", "--mqtt-port", "0", "--http-port", "0"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     try:
-        read_until(process, "The fleet page: http://127.0.0.1:")
+        printed = read_until(process, "(Ctrl-C stops the demo)")
+        page = re.search(r"The fleet page: (http://127\.0\.0\.1:\d+/)", printed)
+        assert page is not None, printed
+        nodes = fleet_once_planned(page.group(1) + "api/fleet")
         broker_pid = json.loads((data_dir / "runtime.json").read_text())["broker_pid"]
         os.killpg(process.pid, signal.SIGINT)
         _, stderr = process.communicate(timeout=RUN_LIMIT_S)
@@ -95,6 +121,10 @@ def test_ctrl_c_in_a_terminal_stops_the_demo_cleanly(data_dir: Path) -> None:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
+    assert set(nodes) == {"sim-001", "sim-002"}  # the page shows the simulated homes
+    assert nodes["sim-002"]["tags"]["street"] == "Oak Street"
+    assert {node["plan"]["status"] for node in nodes.values()} <= {"accepted", "executing"}
+    assert all(node["latest"]["grid_w"] is not None for node in nodes.values())
     assert process.returncode == 0, stderr.decode()
     assert b"mosquitto exited unexpectedly" not in stderr
     assert not (data_dir / "runtime.json").exists()
