@@ -339,3 +339,33 @@ def test_a_bad_reading_is_refused_and_nothing_is_buffered(
     assert buffer.status().last_seq == 0
     assert link.record({"ts": "2026-01-01T00:00:00Z", "grid_w": 5}) == 1
     buffer.close()
+
+
+async def test_unusable_credentials_are_a_clear_error(tmp_path: Path) -> None:
+    buffer = TelemetryBuffer(tmp_path / "b.db")
+    link_config = LinkConfig("home-9", "127.0.0.1", 1, "not a CA", "not a cert", "not a key")
+    node = Node()
+    link = ShadowLink(
+        link_config, buffer, node.decisions.append, now, on_status=node.statuses.append
+    )
+    with pytest.raises(ValueError, match="TLS credentials cannot be used"):
+        await link.start()
+    assert node.status.state is LinkState.ERROR
+    await link.stop()  # nothing was started: nothing to stop, and no error
+    buffer.close()
+
+
+async def test_a_plan_that_expires_is_reported_expired_and_dropped(
+    aggregator: LocalAggregator, tmp_path: Path
+) -> None:
+    credentials = aggregator.enroll("home-10")
+    soon = iso(now().replace(microsecond=0) + timedelta(seconds=3))
+    node = Node()
+    async with running_link(config(credentials, aggregator.mqtt_port), tmp_path / "b.db", node):
+        write_desired_plan(aggregator, "home-10", plan_doc("home-10", "short", expiry=soon))
+        await until(lambda: node.acked("short", PlanStatus.EXECUTING), "short plan running")
+        await until(lambda: node.acked("short", PlanStatus.EXPIRED), "short plan expired")
+    assert node.decisions[-1].in_force is None  # back to the node's default plan
+    reported = reported_plan(aggregator, "home-10")
+    assert (reported["id"], reported["status"]) == ("short", "expired")
+    assert reported["reason"] == f"expired at {soon.replace('Z', '+00:00')}"

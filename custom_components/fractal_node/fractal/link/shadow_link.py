@@ -198,7 +198,12 @@ class ShadowLink:
             raise RuntimeError("the link is already started")
         self._loop = asyncio.get_running_loop()
         self._wake = _Wakeups()
-        self._client = self._build_client()
+        try:
+            self._client = self._build_client()
+        except RuntimeError as error:  # awscrt says only "invalid argument"
+            reason = f"the TLS credentials cannot be used (certificate, key or CA): {error}"
+            self._set_status(state=LinkState.ERROR, reason=reason)
+            raise ValueError(reason) from error
         self._shadow = iotshadow.IotShadowClientV2(
             self._client,
             mqtt_request_response.ClientOptions(
