@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -156,7 +156,6 @@ class Solution:
     passes: int = 1
     seconds: float = 0.0
     iterations: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 def column_blocks(config: Configuration) -> tuple[str, ...]:
@@ -460,9 +459,13 @@ class HomeModel:
     # --- solving --------------------------------------------------------------------------
 
     def solve(self, data: HomeData) -> Solution:
-        """Solve for ``data``; fix import/export direction where the relaxation did both."""
+        """Solve for ``data``; fix import/export direction where the relaxation did both.
+
+        The time limit covers all passes together: each gets what the earlier ones left.
+        """
         started = time.perf_counter()
         self._load(data)
+        self._highs.setOptionValue("time_limit", self.time_limit_s)
         solution = self._run()
         pays_both = data.export_value > data.import_cost + 1e-12
         for _ in range(4):
@@ -474,6 +477,8 @@ class HomeModel:
             self._fix_directions(both, solution)
             fixed = solution.directions_fixed + int(both.sum())
             passes = solution.passes + 1
+            left = self.time_limit_s - (time.perf_counter() - started)
+            self._highs.setOptionValue("time_limit", max(left, 1e-6))
             solution = self._run()
             solution.directions_fixed, solution.passes = fixed, passes
         solution.seconds = time.perf_counter() - started
