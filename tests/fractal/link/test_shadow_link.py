@@ -369,3 +369,21 @@ async def test_a_plan_that_expires_is_reported_expired_and_dropped(
     reported = reported_plan(aggregator, "home-10")
     assert (reported["id"], reported["status"]) == ("short", "expired")
     assert reported["reason"] == f"expired at {soon.replace('Z', '+00:00')}"
+
+
+async def test_a_plan_written_while_offline_is_fetched_after_the_reconnect(
+    aggregator: LocalAggregator, tmp_path: Path
+) -> None:
+    credentials = aggregator.enroll("home-11")
+    node = Node()
+    async with Cable(aggregator.mqtt_port) as cable:
+        link_config = config(credentials, cable.port)
+        assert "PRIVATE KEY" not in repr(link_config)
+        async with running_link(link_config, tmp_path / "b.db", node):
+            await until(lambda: node.status.state is LinkState.CONNECTED, "connected")
+            cable.pull()
+            await until(lambda: node.status.state is not LinkState.CONNECTED, "noticed")
+            write_desired_plan(aggregator, "home-11", plan_doc("home-11", "while-away"))
+            cable.plug()  # the delta was published while we were away: only a `get` finds it
+            await until(lambda: node.acked("while-away", PlanStatus.EXECUTING), "fetched")
+    assert reported_plan(aggregator, "home-11")["id"] == "while-away"

@@ -81,7 +81,7 @@ class LinkConfig:
     port: int
     ca_pem: str
     certificate_pem: str
-    private_key_pem: str
+    private_key_pem: str = field(repr=False)  # never in logs or diagnostics
     keep_alive_s: int = 60
     operation_timeout_s: int = 30
     min_reconnect_s: float = 1.0
