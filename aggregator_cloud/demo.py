@@ -88,20 +88,31 @@ async def run_demo(settings: DemoSettings, stop: asyncio.Event, say: Say = print
     serving = asyncio.create_task(serve(serve_settings, serve_stop))
     try:
         runtime = await _until_serving(layout, serving)
-        fleet_settings = FleetSettings(settings.data_dir, settings.homes, seed=settings.seed)
-        async with SimulatedFleet(fleet_settings, SimClock(settings.speed)) as fleet:
-            fleet_stop = asyncio.Event()
-            ticking = asyncio.create_task(fleet.run(fleet_stop))
-            try:
-                await _plan_and_report(fleet, runtime, stop, say)
-                say(f"\nThe fleet page: {runtime.http_endpoint}/  (Ctrl-C stops the demo)")
-                await _until_stopped(stop, ticking, settings.run_for)
-            finally:
-                fleet_stop.set()
-                await ticking
+        await _run_fleet(settings, runtime, stop, say)
     finally:
         serve_stop.set()
         await serving
+
+
+async def _run_fleet(
+    settings: DemoSettings, runtime: Runtime, stop: asyncio.Event, say: Say
+) -> None:
+    """The simulated fleet, its first plans and their answers; then new plans at every slot
+    boundary of simulated time (as a scheduler would) until `stop`."""
+    fleet_settings = FleetSettings(settings.data_dir, settings.homes, seed=settings.seed)
+    rounds = _PlanRounds(iot_data_client(runtime.http_endpoint), Planner())
+    async with SimulatedFleet(fleet_settings, SimClock(settings.speed)) as fleet:
+        fleet_stop = asyncio.Event()
+        tasks = [asyncio.create_task(fleet.run(fleet_stop))]
+        try:
+            start = await _first_plans(fleet, rounds, runtime, stop, say)
+            say(f"\nThe fleet page: {runtime.http_endpoint}/  (Ctrl-C stops the demo)")
+            replanning = _replan_each_slot(fleet, rounds, start, fleet_stop, say)
+            tasks.append(asyncio.create_task(replanning))
+            await _until_stopped(stop, tasks, settings.run_for)
+        finally:
+            fleet_stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _refuse_second_aggregator(layout: DataLayout) -> None:
@@ -148,36 +159,72 @@ async def _until_serving(layout: DataLayout, serving: asyncio.Task[None]) -> Run
 
 
 async def _until_stopped(
-    stop: asyncio.Event, ticking: asyncio.Task[None], run_for: float | None
+    stop: asyncio.Event, tasks: Sequence[asyncio.Task[None]], run_for: float | None
 ) -> None:
-    """Until Ctrl-C or `run_for` seconds; at once with its error if the fleet failed."""
+    """Until Ctrl-C or `run_for` seconds; at once with its error if a background task failed."""
     stopped = asyncio.ensure_future(stop.wait())
     try:
-        await asyncio.wait({stopped, ticking}, timeout=run_for, return_when="FIRST_COMPLETED")
+        await asyncio.wait({stopped, *tasks}, timeout=run_for, return_when="FIRST_COMPLETED")
     finally:
         stopped.cancel()
-    if ticking.done():
-        ticking.result()
+    for task in tasks:
+        if task.done():
+            task.result()
 
 
-async def _plan_and_report(
-    fleet: SimulatedFleet, runtime: Runtime, stop: asyncio.Event, say: Say
-) -> None:
-    now = fleet.clock.now()
-    scenario = demo_scenario(fleet.homes, now)
-    output = await asyncio.to_thread(plan_scenario, scenario, now, Planner())
-    planned = {home["id"]: home for home in output["homes"]}
-    plans = {node: home["plan"] for node, home in planned.items() if home["plan"] is not None}
-    iot_data = iot_data_client(runtime.http_endpoint)
-    await asyncio.to_thread(push_plans, iot_data, plans)
+@dataclass
+class _PlanRounds:
+    """Plan the whole fleet and write every plan to its home's `plan` shadow."""
+
+    iot_data: Any
+    planner: Planner
+
+    async def run(self, fleet: SimulatedFleet) -> tuple[Scenario, dict[str, Any], dict[str, Any]]:
+        """The scenario, each home's planner output and the plans written."""
+        now = fleet.clock.now()
+        scenario = demo_scenario(fleet.homes, now)
+        output = await asyncio.to_thread(plan_scenario, scenario, now, self.planner)
+        planned = {home["id"]: home for home in output["homes"]}
+        plans = {node: home["plan"] for node, home in planned.items() if home["plan"] is not None}
+        await asyncio.to_thread(push_plans, self.iot_data, plans)
+        return scenario, planned, plans
+
+
+async def _first_plans(
+    fleet: SimulatedFleet, rounds: _PlanRounds, runtime: Runtime, stop: asyncio.Event, say: Say
+) -> datetime:
+    """Plan, write, wait for the answers and say what happened; the plans' start."""
+    scenario, planned, plans = await rounds.run(fleet)
     say(f"{len(fleet.homes)} simulated homes, linked over MQTT with mutual TLS")
     say(f"{len(plans)} plans of {SLOTS} half-hour slots from {scenario.start:%Y-%m-%d %H:%M} UTC")
     say(f"written to each home's `plan` shadow through {runtime.http_endpoint}")
-    acks = await _acknowledgements(iot_data, plans, stop)
+    acks = await _acknowledgements(rounds.iot_data, plans, stop)
     for home in fleet.homes:
         say(_home_line(home, planned[home.node_id], acks.get(home.node_id)))
     accepted = sum(1 for ack in acks.values() if ack.get("status") in ACCEPTED)
     say(f"{accepted} of {len(plans)} homes acknowledged their plan as accepted")
+    return scenario.start
+
+
+async def _replan_each_slot(
+    fleet: SimulatedFleet, rounds: _PlanRounds, start: datetime, stop: asyncio.Event, say: Say
+) -> None:
+    """New plans from each slot's start (so each round's plans have new ids) until `stop`."""
+    next_start = start + timedelta(seconds=STEP_S)
+    while await _sleep_until(fleet.clock, next_start, stop):
+        scenario, _, plans = await rounds.run(fleet)
+        say(f"{scenario.start:%Y-%m-%d %H:%M} UTC: re-planned, {len(plans)} plans written")
+        next_start = scenario.start + timedelta(seconds=STEP_S)
+
+
+async def _sleep_until(clock: SimClock, when: datetime, stop: asyncio.Event) -> bool:
+    """Wait until simulated time `when`; False if `stop` came first."""
+    while (now := clock.now()) < when:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), clock.wall_seconds(when - now))
+        if stop.is_set():
+            return False
+    return True
 
 
 def _home_line(

@@ -101,12 +101,15 @@ def fleet_once_planned(url: str) -> dict[str, Any]:
         time.sleep(0.1)
 
 
-def test_the_page_shows_the_homes_and_ctrl_c_stops_the_demo_cleanly(data_dir: Path) -> None:
-    """While it runs the page shows the homes; a terminal's Ctrl-C (to the whole foreground
-    process group, mosquitto included) stops it cleanly."""
+def test_the_page_shows_the_homes_plans_renew_and_ctrl_c_stops_the_demo_cleanly(
+    data_dir: Path,
+) -> None:
+    """While it runs the page shows the homes and new plans go out every simulated half hour;
+    a terminal's Ctrl-C (to the whole foreground process group, mosquitto included) stops it
+    cleanly."""
     process = subprocess.Popen(
         [sys.executable, "-m", "aggregator_cloud.cli", "demo", "--data-dir", str(data_dir),
-         "--homes", "2", "--mqtt-port", "0", "--http-port", "0"],
+         "--homes", "2", "--mqtt-port", "0", "--http-port", "0", "--speed", "600"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     try:
@@ -114,6 +117,7 @@ def test_the_page_shows_the_homes_and_ctrl_c_stops_the_demo_cleanly(data_dir: Pa
         page = re.search(r"The fleet page: (http://127\.0\.0\.1:\d+/)", printed)
         assert page is not None, printed
         nodes = fleet_once_planned(page.group(1) + "api/fleet")
+        read_until(process, "UTC: re-planned, 2 plans written")  # each half hour (3 s at 600x)
         broker_pid = json.loads((data_dir / "runtime.json").read_text())["broker_pid"]
         os.killpg(process.pid, signal.SIGINT)
         _, stderr = process.communicate(timeout=RUN_LIMIT_S)
