@@ -85,6 +85,7 @@ def plan_scenario(
                 "met": outcome.met,
                 "homes": outcome.homes,
                 "max_excess_kw": round(outcome.max_excess_kw, 6),
+                "swept": outcome.swept,
                 "price_signal_p_per_kwh": outcome.signal_p_per_kwh,
             }
             for outcome in outcomes

@@ -82,3 +82,27 @@ def test_event_slots_cover_every_slot_the_window_touches() -> None:
     )
     assert START == "2026-11-22T00:00:00Z"
     assert event_slots(parsed, parsed.events[0]).tolist() == [0, 1, 1, 0, 0, 0]
+
+
+def test_a_cap_needing_part_of_one_home_is_met_by_the_capped_sweep() -> None:
+    # Night 5 p, evening 30 p: each battery serves its own evening; elm-0's 0.5 kW battery
+    # leaves 1 kW to import, elm-2's 2.5 kW one has about 0.6 kWh to spare. A 0.75 kW cap needs
+    # 0.25 kW exported by elm-2 in each evening hour: a price moves all of elm-2's spare energy
+    # into one hour or the other, the capped sweep splits it.
+    document = street(cap_kw=0.75)
+    for index, document_home in enumerate(document["homes"][:3]):
+        document_home["import_p_per_kwh"] = [5.0] * 4 + [30.0] * 2
+        document_home["battery"]["discharge_kw"] = 0.5 + index
+        # A time-of-use export tariff: a neighbour's battery may export to cover the street.
+        document_home["grid"]["export_stored_grid_energy"] = True
+    parsed = parse_scenario(document)
+    window = event_slots(parsed, parsed.events[0])
+    alone = Planner().plan_scenario(parsed)
+    assert group_import(alone, range(3), window).tolist() == pytest.approx([1.0, 1.0], abs=1e-6)
+    plans, (outcome,) = plan_fleet(parsed)
+    assert outcome.met
+    assert outcome.swept
+    assert outcome.status.endswith("and a capped sweep")
+    assert group_import(plans, range(3), window).max() <= 0.75 + 1e-3
+    for plan, scenario_home in zip(plans, parsed.homes, strict=True):
+        assert replay(parsed, scenario_home, plan).violations == []

@@ -4,8 +4,11 @@ A DSO event caps the net import of a tag group (``tag=value``) over a window. Ea
 the group's homes separately with a per-slot price signal added to their grid prices, measures
 the group's planned net import, and raises the signal where the cap is exceeded (lowers it where
 there is room): dual ascent on the cap. LP responses are all-or-nothing at a price threshold,
-so this can oscillate; the best round is kept (every cap met at the lowest cost, else the
-smallest excess) and each event's status says whether its cap is met.
+so this can oscillate when only part of one home's flexibility is needed; the best round is
+kept (every cap met at the lowest cost, else the smallest excess), and if a cap still does not
+hold, a primal sweep re-plans the group's homes one at a time, each with a soft cap on its own
+net import: the event's cap minus the others' plans. Each event's status says whether its cap
+is met.
 """
 
 from __future__ import annotations
@@ -32,13 +35,15 @@ class EventOutcome:
     rounds: int
     max_excess_kw: float
     signal_p_per_kwh: list[float]  # the final price signal in the event's slots
+    swept: bool = False  # the capped one-home-at-a-time pass was needed
 
     @property
     def status(self) -> str:
         if self.homes == 0:
             return "not applied: no home carries the tag"
         if self.met:
-            return f"met after {self.rounds} round(s)"
+            sweep = " and a capped sweep" if self.swept else ""
+            return f"met after {self.rounds} price round(s){sweep}"
         return f"not met: the group stays {self.max_excess_kw:.3f} kW over its cap"
 
 
@@ -68,6 +73,7 @@ class _Coordination:
         self.windows = [event_slots(scenario, event) for event in self.events]
         self.signals = [np.zeros(scenario.slots) for _ in self.events]
         self.affected = sorted({i for group in self.members for i in group})
+        self.swept = False
 
     def run(self) -> tuple[list[HomePlan], list[EventOutcome]]:
         plans = self.plan(None, {})
@@ -75,9 +81,7 @@ class _Coordination:
         best_plans, best_round, best_signals = plans, 1, [s.copy() for s in self.signals]
         for round_number in range(1, MAX_ROUNDS + 1):
             excesses = [self.excess(plans, index) for index in range(len(self.events))]
-            worst = max((float(e.max()) for e in excesses), default=0.0)
-            over = worst > TOLERANCE_KW
-            score = (over, worst if over else 0.0, sum(plan.cost_p for plan in plans))
+            score, over = self.score(plans)
             if best_score is None or score < best_score:
                 best_score, best_plans, best_round = score, plans, round_number
                 best_signals = [s.copy() for s in self.signals]
@@ -88,10 +92,43 @@ class _Coordination:
                 signal[:] = np.maximum(signal + step, 0.0)
             plans = self.replan(plans)
         self.signals = best_signals
+        if best_score is not None and best_score[0]:
+            swept = self.sweep(best_plans)
+            self.swept = self.score(swept)[0] < best_score
+            if self.swept:
+                best_plans = swept
         outcomes = [
             self.outcome(index, best_plans, best_round) for index in range(len(self.events))
         ]
         return best_plans, outcomes
+
+    def score(self, plans: list[HomePlan]) -> tuple[tuple[bool, float, float], bool]:
+        """(any cap exceeded, worst excess, total cost): lower is better."""
+        worst = max(
+            (float(self.excess(plans, i).max()) for i in range(len(self.events))), default=0.0
+        )
+        over = worst > TOLERANCE_KW
+        return (over, worst if over else 0.0, sum(plan.cost_p for plan in plans)), over
+
+    def sweep(self, plans: list[HomePlan]) -> list[HomePlan]:
+        """A primal pass when prices alone fall short: one home at a time, each capped.
+
+        A price moves a home's LP all or nothing; a cap can ask for part of its flexibility.
+        Each affected home is re-planned with a soft cap on its net import: the events' caps
+        minus what the other homes of the group plan to import.
+        """
+        swept = list(plans)
+        for home_index in self.affected:
+            cap = np.full(self.scenario.slots, np.inf)
+            for group, window, event in zip(self.members, self.windows, self.events, strict=True):
+                if home_index in group:
+                    others = sum(swept[j].grid_kw for j in group if j != home_index)
+                    share = np.where(window > 0, event.import_max_kw - others, np.inf)
+                    cap = np.minimum(cap, share)
+            home = self.scenario.homes[home_index]
+            adder = self.signal_for(home_index)
+            swept[home_index] = self.planner.plan_home(self.scenario, home, adder, cap)
+        return swept
 
     def excess(self, plans: list[HomePlan], index: int) -> Vector:
         """The group's net import above the cap in the event's slots (negative: room left)."""
@@ -136,4 +173,5 @@ class _Coordination:
             rounds=rounds,
             max_excess_kw=worst,
             signal_p_per_kwh=[round(float(v), 4) for v, w in zip(signal, window, strict=True) if w],
+            swept=self.swept,
         )

@@ -55,6 +55,7 @@ SOC_BAND_PENALTY = 1e5  # per kWh outside the SoC band, per slot (a start outsid
 TERMINAL_PENALTY = 1e4  # per kWh short of the terminal SoC
 EV_SHORT_PENALTY = 1e4  # per kWh short of the EV's energy by departure
 HOT_WATER_PENALTY = 1e4  # per kWh of hot water the tank cannot give
+GRID_CAP_PENALTY = 1e3  # per kWh over a coordinated grid cap: above any price, below hard limits
 LEVEL_PENALTY = 1e6  # per metre outside the licence band, per slot, or short of the end level
 OVERLAP_TOLERANCE_KW = 1e-6
 SLACK_TOLERANCE_KWH = 1e-6
@@ -78,6 +79,7 @@ class Configuration:
     export_stored_grid_energy: bool  # False: export only PV energy (a flat export tariff)
     soft_soc_band: bool  # the start is outside the SoC band: slack instead of column bounds
     immersion_loss_per_hour: float | None = None  # None: no immersion heater
+    has_grid_cap: bool = False  # a per-slot cap on net import (fleet coordination)
     hydro: HydroShape | None = None  # None: no hydro
 
 
@@ -110,6 +112,7 @@ class HomeData:
     ev_energy_kwh: float
     immersion: ImmersionData | None = None
     hydro: HydroData | None = None
+    grid_cap_kw: Vector | None = None  # per slot cap on net import (inf: none); soft
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,8 @@ def column_blocks(config: Configuration) -> tuple[str, ...]:
         blocks += IMMERSION_BLOCKS
     if config.hydro is not None:
         blocks += HYDRO_BLOCKS
+    if config.has_grid_cap:
+        blocks.append("cap_over")
     return tuple(blocks)
 
 
@@ -246,6 +251,10 @@ class HomeModel:
             rows.add("ev_energy", 1, [(col["ev"], c.ev_efficiency * dt), (ev_short, 1)])
         if c.immersion_loss_per_hour is not None:
             self._add_immersion(rows, c.immersion_loss_per_hour)
+        if c.has_grid_cap:
+            # imp - exp - cap_over <= cap: the home's share of a group's cap, soft.
+            terms = [(col["imp"], 1.0), (col["exp"], -1.0), (col["cap_over"], -1.0)]
+            rows.add("grid_cap", n, terms)
         if c.hydro is not None:
             self._add_hydro(rows, c.hydro)
         self._pass_model(rows)
@@ -377,6 +386,7 @@ class HomeModel:
             "hot_water_short": full(HOT_WATER_PENALTY * dt),
             "level_under": full(LEVEL_PENALTY),
             "level_over": full(LEVEL_PENALTY),
+            "cap_over": full(GRID_CAP_PENALTY * dt),
         }
         # The start inside the SoC band: keep to it as plain bounds (no slack rows).
         soc_low, soc_high = (
@@ -396,7 +406,16 @@ class HomeModel:
             "dis_green": full(c.discharge_kw),
             "green": full(data.capacity_kwh),
         } | dict.fromkeys(
-            ("under", "over", "spill", "level", "level_under", "level_over", "hot_water_short"),
+            (
+                "under",
+                "over",
+                "spill",
+                "level",
+                "level_under",
+                "level_over",
+                "hot_water_short",
+                "cap_over",
+            ),
             full(inf),
         )
         if data.immersion is not None:
@@ -437,6 +456,9 @@ class HomeModel:
             lower[r["store"][0]] = upper[r["store"][0]] = lower[r["store"][0]] + (
                 keep * data.immersion.store_kwh
             )
+        if "grid_cap" in r:
+            no_cap = np.full(self.config.slots, highspy.kHighsInf)
+            upper[r["grid_cap"]] = no_cap if data.grid_cap_kw is None else data.grid_cap_kw
         if data.hydro is not None and self.config.hydro is not None:
             self._hydro_row_bounds(data.hydro, self.config.hydro, lower, upper)
         return lower, upper

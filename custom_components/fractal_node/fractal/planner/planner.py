@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -109,15 +109,21 @@ class Planner:
         return [self.plan_home(scenario, home) for home in scenario.homes]
 
     def plan_home(
-        self, scenario: Scenario, home: Home, grid_price_adder: Vector | None = None
+        self,
+        scenario: Scenario,
+        home: Home,
+        grid_price_adder: Vector | None = None,
+        grid_cap_kw: Vector | None = None,
     ) -> HomePlan:
-        """Plan one home; ``grid_price_adder`` (p/kWh per slot) is a fleet coordination signal.
+        """Plan one home, optionally with fleet coordination signals.
 
-        The adder raises both the import cost and the export value, so it prices net grid
-        power without making exporting beat importing; ``cost_p`` always uses the true prices.
+        ``grid_price_adder`` (p/kWh per slot) raises both the import cost and the export value,
+        so it prices net grid power without making exporting beat importing. ``grid_cap_kw``
+        (per slot, ``inf`` for none) is a soft cap on net import, its excess penalised above any
+        price. ``cost_p`` always uses the true prices.
         """
-        config = configuration(scenario, home)
-        data = home_data(scenario, home, grid_price_adder)
+        config = replace(configuration(scenario, home), has_grid_cap=grid_cap_kw is not None)
+        data = replace(home_data(scenario, home, grid_price_adder), grid_cap_kw=grid_cap_kw)
         solution = self.cache.model(config).solve(data)
         if not solution.solved:
             return _fallback(scenario, home, data, solution)
