@@ -5,6 +5,8 @@ written through the unchanged boto3 `iot-data` client."""
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -387,3 +389,45 @@ async def test_a_plan_written_while_offline_is_fetched_after_the_reconnect(
             cable.plug()  # the delta was published while we were away: only a `get` finds it
             await until(lambda: node.acked("while-away", PlanStatus.EXECUTING), "fetched")
     assert reported_plan(aggregator, "home-11")["id"] == "while-away"
+
+
+def stored_seqs(aggregator: LocalAggregator, node: str) -> list[int]:
+    """Sample seqs the aggregator's own telemetry store kept for `node` in the last hour."""
+    url = f"{aggregator.http_endpoint}/api/nodes/{node}/telemetry"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        if error.code == 404:  # not registered yet
+            return []
+        raise
+    return [sample["seq"] for sample in body["samples"]]
+
+
+async def test_telemetry_reaches_the_aggregators_store_once_each_across_a_dropout(
+    aggregator: LocalAggregator, tmp_path: Path
+) -> None:
+    credentials = aggregator.enroll("home-12")
+    descriptor = parse(
+        NodeDescriptor,
+        {
+            "schema": "fractal.node.v1",
+            "node": "home-12",
+            "name": "Home",
+            "software": "0.1.0",
+            "link": "local",
+        },
+    ).document
+    assert descriptor is not None
+    node = Node()
+    async with Cable(aggregator.mqtt_port) as cable:
+        link_config = config(credentials, cable.port)
+        async with running_link(link_config, tmp_path / "b.db", node) as link:
+            link.report_descriptor(descriptor)
+            seqs = [link.record({"ts": iso(now()), "grid_w": i}) for i in range(12)]
+            await until(lambda: node.status.delivered_seq >= 1, "some delivered")
+            cable.pull()
+            seqs += [link.record({"ts": iso(now()), "grid_w": i}) for i in range(12, 20)]
+            cable.plug()
+            await until(lambda: stored_seqs(aggregator, "home-12") == seqs, "stored once each")
+    assert seqs == list(range(1, 21))
