@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from fractal.planner import Planner, parse_scenario
 from fractal.planner.fleet import event_slots, plan_fleet
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support.planner_check import replay
 from tests.support.planner_scenarios import START, battery, home, scenario
@@ -106,3 +108,31 @@ def test_a_cap_needing_part_of_one_home_is_met_by_the_capped_sweep() -> None:
     assert group_import(plans, range(3), window).max() <= 0.75 + 1e-3
     for plan, scenario_home in zip(plans, parsed.homes, strict=True):
         assert replay(parsed, scenario_home, plan).violations == []
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    cap_kw=st.floats(0.0, 5.0, allow_subnormal=False),
+    discharge=st.lists(st.floats(0.0, 3.0, allow_subnormal=False), min_size=3, max_size=3),
+    evening_price=st.floats(0.0, 60.0, allow_subnormal=False),
+    exports=st.booleans(),
+)
+def test_coordination_never_breaks_a_home_and_never_claims_a_cap_it_misses(
+    cap_kw: float, discharge: list[float], evening_price: float, exports: bool
+) -> None:
+    document = street(cap_kw=cap_kw)
+    for index, document_home in enumerate(document["homes"][:3]):
+        document_home["import_p_per_kwh"] = [20.0] * 4 + [evening_price] * 2
+        document_home["battery"]["discharge_kw"] = discharge[index]
+        document_home["grid"]["export_stored_grid_energy"] = exports
+    parsed = parse_scenario(document)
+    alone = Planner().plan_scenario(parsed)
+    plans, (outcome,) = plan_fleet(parsed)
+    window = event_slots(parsed, parsed.events[0])
+    worst = float(group_import(plans, range(3), window).max()) - cap_kw
+    assert outcome.met == (worst <= 1e-3)
+    assert outcome.max_excess_kw == pytest.approx(max(worst, 0.0), abs=1e-6)
+    for plan, scenario_home in zip(plans, parsed.homes, strict=True):
+        assert replay(parsed, scenario_home, plan).violations == []
+        assert plan.status.kind == "optimal"
+    assert sum(p.cost_p for p in plans) >= sum(p.cost_p for p in alone) - 1e-6
