@@ -9,10 +9,15 @@ Variables per slot (powers in kW, averaged over the slot; energies in kWh):
 * ``soc``           stored energy at the end of the slot;
 * ``ev``            EV charging power, zero outside the plugged-in window;
 * ``shed``, ``under``, ``over``  penalised slack: unserved load, SoC below its minimum or above
-  its maximum (a start outside the band); plus ``ev_short`` and ``terminal_short`` once.
+  its maximum (only when the start is outside the band; otherwise the band is column bounds);
+  plus ``ev_short``, ``terminal_short`` and ``level_short`` once;
+* where the configuration has them: the green account (``ch_pv``, ``dis_green``, ``green``), the
+  immersion tank (``heat``, ``store``, ``hot_water_short``), the hydro (``flow``, ``spill``,
+  ``level`` and its band slack) and a coordinated grid cap's excess (``cap_over``).
 
-Rows per slot: energy balance, SoC dynamics, export only from PV or battery, battery time-share,
-SoC band; plus the EV energy by departure and the terminal SoC.
+Rows per slot: energy balance, SoC dynamics, export only from renewables or the battery, battery
+time-share, and the rows of the optional parts; plus the EV energy by departure and the terminal
+SoC and level.
 
 Why no binaries for the battery: charging and discharging in the same slot loses
 ``1 - charge_efficiency * discharge_efficiency`` of the energy and pays the cycle cost, so the
@@ -30,8 +35,9 @@ we solve the relaxation, fix the direction of each slot that did both and solve 
 is then ``feasible`` (not proven optimal) and says so.
 
 The coefficient matrix depends only on the device configuration (slot count, step, efficiencies,
-power limits), so one HiGHS model per configuration is built once and then re-used with new
-costs and bounds; HiGHS starts each solve from the previous basis (a warm start).
+power limits, which optional parts exist), so one HiGHS model per configuration is built once and
+then re-used with new costs and bounds; HiGHS starts each solve from the previous basis (a warm
+start).
 """
 
 from __future__ import annotations
