@@ -16,6 +16,7 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryFlow,
     OptionsFlow,
 )
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
@@ -43,7 +44,9 @@ from .const import (
     CONF_TAGS,
     DEFAULT_PORT,
     DOMAIN,
+    SUBENTRY_MODBUS_DEVICE,
 )
+from .device_flow import ModbusDeviceSubentryFlow
 from .fractal.link_settings import check_link_credentials, valid_endpoint, valid_host
 from .fractal.node import LinkMode, valid_node_id, valid_node_name
 from .fractal.tags import TagParse, format_tags, parse_tags
@@ -113,6 +116,14 @@ class FractalNodeConfigFlow(ConfigFlow, domain=DOMAIN):
     @callback
     def async_get_options_flow(config_entry: ConfigEntry) -> FractalNodeOptionsFlow:
         return FractalNodeOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Installers add the node's devices as subentries ("Add device")."""
+        return {SUBENTRY_MODBUS_DEVICE: ModbusDeviceSubentryFlow}
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}

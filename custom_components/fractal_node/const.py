@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from enum import StrEnum
 from typing import Final
 
 DOMAIN: Final = "fractal_node"
@@ -29,3 +30,40 @@ ISSUE_CERTIFICATE_EXPIRING: Final = "certificate_expiring"
 
 SERVICE_GET_DESCRIPTOR: Final = "get_descriptor"
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
+
+# Modbus devices: config subentries of type "modbus_device" ("Add device").
+SUBENTRY_MODBUS_DEVICE: Final = "modbus_device"
+CONF_TRANSPORT: Final = "transport"
+CONF_SERIAL_PORT: Final = "serial_port"
+CONF_BAUDRATE: Final = "baudrate"
+CONF_PARITY: Final = "parity"
+CONF_STOPBITS: Final = "stopbits"
+CONF_UNIT: Final = "unit"
+CONF_MODEL: Final = "model"
+CONF_CUSTOM_MAP: Final = "custom_map"
+CONF_ROLE: Final = "role"
+CONF_LIMITS: Final = "limits"
+MODEL_AUTO: Final = "auto"
+MODEL_CUSTOM: Final = "custom"
+MODEL_SUNSPEC: Final = "sunspec"
+DEFAULT_MODBUS_PORT: Final = 502
+# The connection test waits this long for an answer (the runtime uses the library's 3 s too).
+MODBUS_TIMEOUT: Final = 3.0
+
+
+class Transport(StrEnum):
+    TCP = "tcp"
+    RTU_OVER_TCP = "rtu_over_tcp"
+    SERIAL = "serial"
+
+
+class Role(StrEnum):
+    """What a device is to the node: decides the power flows it feeds and its envelope."""
+
+    GRID_METER = "grid_meter"
+    PV_METER = "pv_meter"
+    PV_INVERTER = "pv_inverter"
+    BATTERY = "battery"
+    EV_CHARGER = "ev_charger"
+    HYDRO = "hydro"
+    SUB_METER = "sub_meter"

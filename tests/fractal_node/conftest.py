@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
+import pytest
+from pymodbus.framer import FramerType
+
+from tests.fractal.devices.modbus_emulator import (
+    EmulatorServer,
+    plug_in_serial_line,
+    unplug_serial_line,
+)
 from tests.fractal_node.helpers import NODE_ID
 from tests.support.certificates import CertificateAuthority, Issued, make_ca
 
@@ -37,3 +47,33 @@ def aws_credentials() -> Issued:
     return make_ca("AWS IoT issuing CA", key_type="rsa").issue(
         "AWS IoT Certificate", key_type="rsa"
     )
+
+
+StartEmulator = Callable[..., Awaitable[EmulatorServer]]
+
+
+@pytest.fixture
+async def modbus_server(socket_enabled: None) -> AsyncIterator[StartEmulator]:
+    """Start real pymodbus servers for {unit: emulated device}; all stopped afterwards."""
+    servers: list[EmulatorServer] = []
+
+    async def start(
+        devices: dict[int, Any], framer: FramerType = FramerType.SOCKET
+    ) -> EmulatorServer:
+        server = EmulatorServer(devices)
+        await server.start_tcp(0, framer)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+async def serial_line(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+    """Two linked pseudo-terminals, like an RS485 line: (device end, adapter end)."""
+    device_end, adapter_end = str(tmp_path / "device-tty"), str(tmp_path / "adapter-tty")
+    line = await plug_in_serial_line(device_end, adapter_end)
+    yield device_end, adapter_end
+    await unplug_serial_line(line)
