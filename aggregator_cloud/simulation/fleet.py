@@ -4,7 +4,7 @@ Every home is enrolled with the data directory's CA (its certificate and key und
 ``DATA/simulated/<node>/``, key 0600) and runs one `ShadowLink`: awsiotsdk MQTT5 with mutual
 TLS to the broker of the running `serve` (ports from ``DATA/runtime.json``), the durable
 telemetry buffer, the snapshot policy and the plan inbox: exactly what a Home Assistant node
-runs. Each sample period (10 s of simulated time) every home's model steps, following the plan
+runs. The link writes the home's descriptor (tags, devices, envelope) to `reported.node`. Each sample period (10 s of simulated time) every home's model steps, following the plan
 its link has in force; the reading goes into the buffer and to the snapshot policy.
 
 Simulated time may run faster than wall time (`SimClock.speed`) for demos.
@@ -17,20 +17,16 @@ import contextlib
 import json
 import logging
 import os
-import ssl
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-import aiomqtt
 from fractal.link.buffer import TelemetryBuffer
 from fractal.link.plan_inbox import PlanDecision
 from fractal.link.shadow_link import LinkConfig, ShadowLink
-from fractal.protocol import shadow_payload
 
 from aggregator_cloud.local.ca import CertificateAuthority, write_private
 from aggregator_cloud.local.runtime import DataLayout
@@ -42,7 +38,6 @@ LOGGER = logging.getLogger(__name__)
 
 SAMPLE_PERIOD: Final = timedelta(seconds=10)
 MAX_SPEED: Final = 3600.0
-DESCRIPTOR_TIMEOUT_S: Final = 30.0
 
 
 class FleetError(RuntimeError):
@@ -129,6 +124,7 @@ class SimulatedHome:
         self.model = HomeModel(spec)
         self.buffer = TelemetryBuffer(directory / "telemetry.sqlite3")
         self.link = ShadowLink(config, self.buffer, self._on_plan, clock)
+        self.link.report_descriptor(descriptor(spec))
 
     @property
     def node_id(self) -> str:
@@ -186,7 +182,6 @@ class SimulatedFleet:
                 home = self._build_home(spec, runtime, authority)
                 self.homes.append(home)
                 await home.link.start()
-            await asyncio.gather(*(publish_descriptor(home) for home in self.homes))
         except BaseException:
             await self.close()
             raise
@@ -233,47 +228,3 @@ class SimulatedFleet:
         homes, self.homes = self.homes, []
         for home in homes:
             await home.close()
-
-
-async def publish_descriptor(home: SimulatedHome) -> None:
-    """Write the home's descriptor to its classic shadow's `reported.node`, as the node.
-
-    The `ShadowLink` does not publish descriptors (yet), so this uses a short connection of
-    its own with the node's certificate: the shadow `update` topic and its accepted/rejected
-    answers, matched by client token, exactly as the shadow protocol defines them."""
-    node = home.node_id
-    try:
-        async with asyncio.timeout(DESCRIPTOR_TIMEOUT_S):
-            await _update_classic_shadow(home, json.loads(shadow_payload(descriptor(home.spec))))
-    except TimeoutError:
-        raise FleetError(
-            f"{node}: the shadow service did not answer the descriptor update"
-            f" within {DESCRIPTOR_TIMEOUT_S:g} s"
-        ) from None
-
-
-async def _update_classic_shadow(home: SimulatedHome, payload: dict[str, Any]) -> None:
-    node = home.node_id
-    topic = f"$aws/things/{node}/shadow/update"
-    token = uuid.uuid4().hex
-    async with aiomqtt.Client(
-        home.config.endpoint,
-        home.config.port,
-        identifier=f"{node}-descriptor",
-        tls_context=_node_tls(home),
-    ) as client:
-        await client.subscribe(f"{topic}/+", qos=1)
-        await client.publish(topic, json.dumps({**payload, "clientToken": token}), qos=1)
-        async for message in client.messages:
-            answer = json.loads(message.payload) if isinstance(message.payload, bytes) else {}
-            if answer.get("clientToken") != token:
-                continue
-            if message.topic.matches(f"{topic}/rejected"):
-                raise FleetError(f"{node}: the shadow refused the descriptor: {answer}")
-            return
-
-
-def _node_tls(home: SimulatedHome) -> ssl.SSLContext:
-    context = ssl.create_default_context(cadata=home.config.ca_pem)
-    context.load_cert_chain(home.directory / "certificate.pem", home.directory / "private.key")
-    return context

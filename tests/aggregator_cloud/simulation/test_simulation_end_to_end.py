@@ -44,9 +44,18 @@ def aggregator() -> Iterator[LocalAggregator]:
 
 
 def classic_shadow(iot_data: Any, node: str) -> dict[str, Any]:
-    response = iot_data.get_thing_shadow(thingName=node)
+    """The classic shadow's `reported` state ({} while the node has written nothing)."""
+    try:
+        response = iot_data.get_thing_shadow(thingName=node)
+    except iot_data.exceptions.ResourceNotFoundException:
+        return {}
     reported: dict[str, Any] = json.loads(response["payload"].read())["state"]["reported"]
     return reported
+
+
+def descriptor_tags(iot_data: Any, node: str) -> dict[str, str]:
+    tags: dict[str, str] = (classic_shadow(iot_data, node).get("node") or {}).get("tags", {})
+    return tags
 
 
 def plan_position(iot_data: Any, node: str) -> str | None:
@@ -82,7 +91,7 @@ async def plan_for(
 async def test_every_home_acknowledges_its_plan_executes_it_and_sends_telemetry(
     aggregator: LocalAggregator,
 ) -> None:
-    observer = TelemetryObserver.for_aggregator(aggregator.data_dir)
+    observer = TelemetryObserver(aggregator.data_dir)
     await observer.start()
     settings = FleetSettings(aggregator.data_dir, HOMES, speed=60, plan_check_interval_s=1)
     stop = asyncio.Event()
@@ -122,7 +131,7 @@ async def test_every_home_acknowledges_its_plan_executes_it_and_sends_telemetry(
 async def test_the_simulate_command_runs_homes_with_extra_tags_until_terminated(
     aggregator: LocalAggregator,
 ) -> None:
-    observer = TelemetryObserver.for_aggregator(aggregator.data_dir)
+    observer = TelemetryObserver(aggregator.data_dir)
     await observer.start()
     command = [
         sys.executable, "-m", "aggregator_cloud.cli", "simulate", "--homes", "2",
@@ -131,9 +140,14 @@ async def test_the_simulate_command_runs_homes_with_extra_tags_until_terminated(
     process = await asyncio.create_subprocess_exec(
         *command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+    iot_data = iot_data_client(aggregator.http_endpoint)
     try:
         batches = observer.batches
         await until(lambda: {"sim-001", "sim-002"} <= {b["node"] for b in batches}, "telemetry")
+        await until(
+            lambda: descriptor_tags(iot_data, "sim-002").get("supplier") == "Co-op",
+            "the descriptor with the extra tag",
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(TIMEOUT):
@@ -141,8 +155,7 @@ async def test_the_simulate_command_runs_homes_with_extra_tags_until_terminated(
         await observer.stop()
     assert process.returncode == 0, stderr.decode()
     assert "simulating 2 homes" in stdout.decode()
-    iot_data = iot_data_client(aggregator.http_endpoint)
-    assert classic_shadow(iot_data, "sim-002")["node"]["tags"]["supplier"] == "Co-op"
+    assert descriptor_tags(iot_data, "sim-001")["street"] == "Elm Road"
 
 
 def test_simulate_without_a_running_aggregator_says_how_to_start_one(
