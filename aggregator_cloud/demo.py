@@ -32,7 +32,6 @@ from aggregator_cloud.local.shadow.rest import NotLoopback
 from aggregator_cloud.planning.command import plan_scenario
 from aggregator_cloud.signals import run_until_signalled
 from aggregator_cloud.simulation.fleet import (
-    FleetError,
     FleetSettings,
     NoAggregator,
     Runtime,
@@ -71,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         args.data_dir, args.homes, args.http_port, args.mqtt_port, args.speed, args.seed,
         args.run_for,
     )  # fmt: skip
-    errors = (BrokerError, NotLoopback, FleetError, OSError, MqttError, ValueError)
+    errors = (BrokerError, NotLoopback, NoAggregator, OSError, MqttError, ValueError)
     return run_until_signalled("demo", lambda stop: run_demo(settings, stop), errors)
 
 

@@ -14,7 +14,7 @@ from fractal.tags import parse_tags
 from aggregator_cloud import demo
 from aggregator_cloud.signals import run_until_signalled
 
-from .fleet import FleetError, FleetSettings, SimClock, SimulatedFleet, read_runtime
+from .fleet import FleetSettings, NoAggregator, SimClock, SimulatedFleet, read_runtime
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -63,7 +63,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         print("fractal-aggregator simulate: " + "; ".join(tags.problems), file=sys.stderr)
         return 2
     settings = FleetSettings(args.data_dir, args.homes, args.speed, args.seed, tags.tags)
-    errors = (FleetError, OSError, MqttError, ValueError)
+    errors = (NoAggregator, OSError, MqttError, ValueError)
     return run_until_signalled("simulate", lambda stop: simulate(settings, stop), errors)
 
 

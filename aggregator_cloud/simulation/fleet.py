@@ -4,8 +4,9 @@ Every home is enrolled with the data directory's CA (its certificate and key und
 ``DATA/simulated/<node>/``, key 0600) and runs one `ShadowLink`: awsiotsdk MQTT5 with mutual
 TLS to the broker of the running `serve` (ports from ``DATA/runtime.json``), the durable
 telemetry buffer, the snapshot policy and the plan inbox: exactly what a Home Assistant node
-runs. The link writes the home's descriptor (tags, devices, envelope) to `reported.node`. Each sample period (10 s of simulated time) every home's model steps, following the plan
-its link has in force; the reading goes into the buffer and to the snapshot policy.
+runs. The link writes the home's descriptor (tags, devices, envelope) to `reported.node`.
+Each sample period (10 s of simulated time) every home's model steps, following the plan its
+link has in force; the reading goes into the buffer and to the snapshot policy.
 
 Simulated time may run faster than wall time (`SimClock.speed`) for demos.
 """
@@ -40,11 +41,7 @@ SAMPLE_PERIOD: Final = timedelta(seconds=10)
 MAX_SPEED: Final = 3600.0
 
 
-class FleetError(RuntimeError):
-    """The simulated fleet cannot run; the message says why."""
-
-
-class NoAggregator(FleetError):
+class NoAggregator(RuntimeError):
     """The data directory has no running aggregator to connect to."""
 
 
