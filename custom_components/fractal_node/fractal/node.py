@@ -1,9 +1,9 @@
 """The node runtime as Home Assistant sees it: configuration in, a frozen state out.
 
-This is the HA-free core the integration's coordinator wraps. In this first version the node
-has no devices and no aggregator link yet:
+This is the HA-free core the integration's coordinator wraps:
 
-* power flows are ``None`` (the integration shows them unavailable) until devices exist;
+* power flows are computed from the devices' power readings by their roles (`power_flows`),
+  and are ``None`` (the integration shows them unavailable) while no device measures them;
 * a standalone node reports link status ``standalone``;
 * a linked node (local aggregator or AWS IoT) reports ``disconnected`` with a reason, because
   the link itself (awsiotsdk shadow client) arrives in a later issue. It must not pretend to be
@@ -12,8 +12,8 @@ has no devices and no aggregator link yet:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
@@ -34,6 +34,7 @@ __all__ = [
     "NodeRuntime",
     "NodeState",
     "PowerFlows",
+    "power_flows",
     "valid_node_id",
     "valid_node_name",
 ]
@@ -118,6 +119,46 @@ class PowerFlows:
     load_w: float | None = None
 
 
+# Device roles whose power reading feeds each flow (the installer picks the role).
+GRID_ROLES = frozenset({"grid_meter"})
+PV_ROLES = frozenset({"pv_meter", "pv_inverter"})
+BATTERY_ROLES = frozenset({"battery"})
+
+
+def power_flows(powers: Iterable[tuple[str, float | None]]) -> PowerFlows:
+    """The node's flows from (role, power W or None if unknown now) of each device.
+
+    A flow without any device of its roles is None; with a device whose power is unknown it is
+    None too. Load = grid + PV - battery needs the grid; a flow without devices counts as 0
+    there (a home without a battery), an unknown one makes the load unknown.
+    """
+    by_role: dict[str, list[float | None]] = {}
+    for role, power in powers:
+        by_role.setdefault(role, []).append(power)
+    grid = _total(by_role, GRID_ROLES)
+    pv = _total(by_role, PV_ROLES, floor=0.0)  # an inverter's standby draw is not generation
+    battery = _total(by_role, BATTERY_ROLES)
+    known = all(
+        flow is not None or not (roles & by_role.keys())
+        for flow, roles in ((pv, PV_ROLES), (battery, BATTERY_ROLES))
+    )
+    load = None
+    if grid is not None and known:
+        load = max(0.0, grid + (pv or 0.0) - (battery or 0.0))
+    return PowerFlows(grid_w=grid, pv_w=pv, battery_w=battery, load_w=load)
+
+
+def _total(
+    by_role: Mapping[str, list[float | None]], roles: frozenset[str], floor: float | None = None
+) -> float | None:
+    powers = [power for role in roles for power in by_role.get(role, [])]
+    if not powers or any(power is None for power in powers):
+        return None
+    return sum(
+        power if floor is None else max(floor, power) for power in powers if power is not None
+    )
+
+
 @dataclass(frozen=True)
 class NodeState:
     link_status: LinkStatus
@@ -155,6 +196,11 @@ class NodeRuntime:
         """Call ``listener`` with each new state; returns the function that removes it."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+    def set_power(self, power: PowerFlows) -> None:
+        """Publish new power flows, keeping the rest of the state."""
+        if power != self._state.power:
+            self.publish(replace(self._state, power=power))
 
     def publish(self, state: NodeState) -> None:
         """Replace the state and notify listeners (the link and executor will call this, in
