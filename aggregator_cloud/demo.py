@@ -19,7 +19,6 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Final
 
 import boto3  # type: ignore[import-untyped]  # no stubs in the environment
@@ -55,31 +54,27 @@ Say = Callable[[str], None]
 
 @dataclass(frozen=True)
 class DemoSettings:
-    data_dir: Path
-    homes: int = 12
+    fleet: FleetSettings
+    """The simulated homes, and the data directory everything lives in."""
     http_port: int = 8080
     mqtt_port: int = 8883
-    speed: float = 1.0
-    seed: int = 0
     run_for: float | None = None
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    settings = DemoSettings(
-        args.data_dir, args.homes, args.http_port, args.mqtt_port, args.speed, args.seed,
-        args.run_for,
-    )  # fmt: skip
+    fleet = FleetSettings(args.data_dir, args.homes, args.speed, args.seed)
+    settings = DemoSettings(fleet, args.http_port, args.mqtt_port, args.run_for)
     errors = (BrokerError, NotLoopback, NoAggregator, OSError, MqttError, ValueError)
     return run_until_signalled("demo", lambda stop: run_demo(settings, stop), errors)
 
 
 async def run_demo(settings: DemoSettings, stop: asyncio.Event, say: Say = print) -> None:
     """Serve, simulate, plan, push; then run until `stop` (or `settings.run_for` seconds)."""
-    layout = DataLayout(settings.data_dir)
+    layout = DataLayout(settings.fleet.data_dir)
     _refuse_second_aggregator(layout)
     serve_settings = ServeSettings(
-        settings.data_dir,
+        settings.fleet.data_dir,
         mqtt_port=_usable_port(settings.mqtt_port, "MQTT", say),
         http_port=_usable_port(settings.http_port, "HTTP", say),
     )
@@ -98,9 +93,8 @@ async def _run_fleet(
 ) -> None:
     """The simulated fleet, its first plans and their answers; then new plans at every slot
     boundary of simulated time (as a scheduler would) until `stop`."""
-    fleet_settings = FleetSettings(settings.data_dir, settings.homes, seed=settings.seed)
     rounds = _PlanRounds(iot_data_client(runtime.http_endpoint), Planner())
-    async with SimulatedFleet(fleet_settings, SimClock(settings.speed)) as fleet:
+    async with SimulatedFleet(settings.fleet, SimClock(settings.fleet.speed)) as fleet:
         fleet_stop = asyncio.Event()
         tasks = [asyncio.create_task(fleet.run(fleet_stop))]
         try:
