@@ -82,17 +82,22 @@ async def run_demo(settings: DemoSettings, stop: asyncio.Event, say: Say = print
     serving = asyncio.create_task(serve(serve_settings, serve_stop))
     try:
         runtime = await _until_serving(layout, serving)
-        await _run_fleet(settings, runtime, stop, say)
+        await _run_fleet(settings, runtime, serving, stop, say)
     finally:
         serve_stop.set()
         await serving
 
 
 async def _run_fleet(
-    settings: DemoSettings, runtime: Runtime, stop: asyncio.Event, say: Say
+    settings: DemoSettings,
+    runtime: Runtime,
+    serving: asyncio.Task[None],
+    stop: asyncio.Event,
+    say: Say,
 ) -> None:
     """The simulated fleet, its first plans and their answers; then new plans at every slot
-    boundary of simulated time (as a scheduler would) until `stop`."""
+    boundary of simulated time (as a scheduler would) until `stop`, or until `serving` fails
+    (a dead broker is an error to report, not something to wait out)."""
     rounds = _PlanRounds(iot_data_client(runtime.http_endpoint), Planner())
     async with SimulatedFleet(settings.fleet, SimClock(settings.fleet.speed)) as fleet:
         fleet_stop = asyncio.Event()
@@ -102,7 +107,7 @@ async def _run_fleet(
             say(f"\nThe fleet page: {runtime.http_endpoint}/  (Ctrl-C stops the demo)")
             replanning = _replan_each_slot(fleet, rounds, start, fleet_stop, say)
             tasks.append(asyncio.create_task(replanning))
-            await _until_stopped(stop, tasks, settings.run_for)
+            await _until_stopped(stop, [*tasks, serving], settings.run_for)
         finally:
             fleet_stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -154,7 +159,7 @@ async def _until_serving(layout: DataLayout, serving: asyncio.Task[None]) -> Run
 async def _until_stopped(
     stop: asyncio.Event, tasks: Sequence[asyncio.Task[None]], run_for: float | None
 ) -> None:
-    """Until Ctrl-C or `run_for` seconds; at once with its error if a background task failed."""
+    """Until Ctrl-C or `run_for` seconds; at once with its error if a watched task ended."""
     stopped = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({stopped, *tasks}, timeout=run_for, return_when="FIRST_COMPLETED")

@@ -136,6 +136,24 @@ def test_the_page_shows_the_homes_plans_renew_and_ctrl_c_stops_the_demo_cleanly(
         os.kill(broker_pid, 0)  # the demo stopped its broker
 
 
+def test_a_broker_that_dies_ends_the_demo_with_its_reason(data_dir: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aggregator_cloud.cli", "demo", "--data-dir", str(data_dir),
+         "--homes", "1", "--mqtt-port", "0", "--http-port", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        read_until(process, "(Ctrl-C stops the demo)")
+        os.kill(json.loads((data_dir / "runtime.json").read_text())["broker_pid"], signal.SIGKILL)
+        _, stderr = process.communicate(timeout=RUN_LIMIT_S)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 1
+    assert b"fractal-aggregator demo: mosquitto exited unexpectedly" in stderr
+
+
 def test_the_demo_refuses_a_data_directory_an_aggregator_is_running_on(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
