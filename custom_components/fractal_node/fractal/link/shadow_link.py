@@ -363,11 +363,12 @@ class ShadowLink:
                     await self._fetch_plan()
                 await self._write_ack()
                 backoff.reset()
+                self._operation_succeeded()
             except LinkDown:
                 wake.sync_plan.set()  # fetch again after the reconnect
             except awsiot.V2ServiceException as error:
                 wake.sync_plan.set()
-                _LOGGER.warning("plan shadow: %s", _service_error(error))
+                self._operation_failed("plan shadow", error)
                 await asyncio.sleep(backoff.next_delay())
 
     async def _fetch_plan(self) -> None:
@@ -441,6 +442,7 @@ class ShadowLink:
             backoff.reset()
             self._buffer.mark_sent(batch)
             self._set_status(delivered_seq=batch.last_seq)
+            self._operation_succeeded()
 
     async def _publish(self, batch: PendingBatch) -> None:
         parsed = parse(
@@ -486,10 +488,11 @@ class ShadowLink:
             try:
                 await self._write_descriptor_if_changed()
                 await self._write_snapshot_if_due()
+                self._operation_succeeded()
             except LinkDown:
                 continue
             except awsiot.V2ServiceException as error:
-                _LOGGER.warning("classic shadow: %s", _service_error(error))
+                self._operation_failed("classic shadow", error)
                 await asyncio.sleep(backoff.next_delay())
                 wake.report.set()
                 continue
@@ -555,8 +558,11 @@ class ShadowLink:
     async def _call(self, future: Future[Any]) -> Any:
         """Await a CRT future on the loop; a failure while disconnected becomes LinkDown."""
         assert self._wake is not None
+        result = asyncio.wrap_future(future)
+        # Shielded: cancelling the CRT's own future makes it fail when the answer comes later.
+        result.add_done_callback(_retrieve_exception)
         try:
-            return await asyncio.wrap_future(future)
+            return await asyncio.shield(result)
         except Exception as error:
             if not self._wake.connected.is_set():
                 raise LinkDown(str(error)) from error
@@ -571,6 +577,17 @@ class ShadowLink:
         if self._shadow is None:
             raise LinkDown("stopped")
         return self._shadow
+
+    def _operation_succeeded(self) -> None:
+        """Forget the reason of an earlier failed operation once things work again."""
+        if self._status.state is LinkState.CONNECTED and self._status.reason is not None:
+            self._set_status(reason=None)
+
+    def _operation_failed(self, what: str, error: awsiot.V2ServiceException) -> None:
+        """A shadow operation failed while connected: say so (it is retried with back-off)."""
+        reason = f"{what}: {_service_error(error)}"
+        _LOGGER.warning("%s", reason)
+        self._set_status(reason=reason)
 
     def _retry_backoff(self) -> Backoff:
         """For operations that fail while connected: short, since the link itself is up."""
@@ -609,6 +626,12 @@ def _service_error(error: awsiot.V2ServiceException) -> str:
 
 def _is_not_found(error: awsiot.V2ServiceException) -> bool:
     return getattr(error.modeled_error, "code", None) == 404
+
+
+def _retrieve_exception(future: asyncio.Future[Any]) -> None:
+    """Mark an outcome nobody awaits any more (the link stopped) as seen."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _state_of(payload: str) -> dict[str, Any]:
