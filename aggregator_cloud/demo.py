@@ -39,6 +39,7 @@ from aggregator_cloud.simulation.fleet import (
     SimulatedHome,
     read_runtime,
 )
+from aggregator_cloud.simulation.home import HomeModel
 from aggregator_cloud.simulation.homes import EXPORT_MAX_W, IMPORT_MAX_W
 
 STEP_S: Final = 1800
@@ -180,7 +181,7 @@ class _PlanRounds:
     async def run(self, fleet: SimulatedFleet) -> tuple[Scenario, dict[str, Any], dict[str, Any]]:
         """The scenario, each home's planner output and the plans written."""
         now = fleet.clock.now()
-        scenario = demo_scenario(fleet.homes, now)
+        scenario = demo_scenario([home.model for home in fleet.homes], now)
         output = await asyncio.to_thread(plan_scenario, scenario, now, self.planner)
         planned = {home["id"]: home for home in output["homes"]}
         plans = {node: home["plan"] for node, home in planned.items() if home["plan"] is not None}
@@ -247,7 +248,7 @@ def _home_line(
     )
 
 
-def demo_scenario(homes: Sequence[SimulatedHome], now: datetime) -> Scenario:
+def demo_scenario(homes: Sequence[HomeModel], now: datetime) -> Scenario:
     """48 hours from the current half hour: each home's own forecasts, an Agile-like import
     price (cheap at night, dear 16:00-19:00) and a flat export price."""
     start = _slot_floor(now)
@@ -262,10 +263,10 @@ def demo_scenario(homes: Sequence[SimulatedHome], now: datetime) -> Scenario:
     )
 
 
-def _scenario_home(home: SimulatedHome, start: datetime, prices: list[float]) -> dict[str, Any]:
-    pv_kw, load_kw = home.model.forecast(start, STEP_S, SLOTS)
+def _scenario_home(home: HomeModel, start: datetime, prices: list[float]) -> dict[str, Any]:
+    pv_kw, load_kw = home.forecast(start, STEP_S, SLOTS)
     entry: dict[str, Any] = {
-        "id": home.node_id,
+        "id": home.spec.node_id,
         "tags": dict(home.spec.tags),
         "pv_kw": pv_kw,
         "load_kw": load_kw,
@@ -277,7 +278,7 @@ def _scenario_home(home: SimulatedHome, start: datetime, prices: list[float]) ->
     if battery is not None:
         entry["battery"] = {
             "capacity_kwh": battery.capacity_wh / 1000,
-            "soc_kwh": round(home.model.soc_wh / 1000, 3),
+            "soc_kwh": round(home.soc_wh / 1000, 3),
             "soc_min_kwh": battery.capacity_wh * battery.soc_min_pct / 100_000,
             "soc_max_kwh": battery.capacity_wh * battery.soc_max_pct / 100_000,
             "charge_kw": battery.max_charge_w / 1000,

@@ -75,7 +75,7 @@ async def plan_for(
     """Plan the fleet, push the plans, wait until every home executes its plan; the plans,
     the acknowledgements in `reported.plan` and the classic shadows."""
     now = fleet.clock.now()
-    output = plan_scenario(demo_scenario(fleet.homes, now), now, Planner())
+    output = plan_scenario(demo_scenario([home.model for home in fleet.homes], now), now, Planner())
     plans = {home["id"]: home["plan"] for home in output["homes"]}
     iot_data = iot_data_client(aggregator.http_endpoint)
     push_plans(iot_data, plans)
