@@ -31,12 +31,14 @@ from .const import (
     ISSUE_CERTIFICATE_EXPIRING,
 )
 from .coordinator import FractalNodeConfigEntry, FractalNodeCoordinator, FractalNodeData
+from .device_runtime import ISSUE_DEVICE_UNAVAILABLE, NodeDevice, async_start_devices, new_pool
 from .fractal.link_settings import check_link_credentials
-from .fractal.node import LinkMode, NodeConfig, NodeRuntime
+from .fractal.node import LinkMode, NodeConfig, NodeRuntime, power_flows
 from .fractal.tls import CertificateInfo, CredentialError
 from .services import async_setup_services
 
-PLATFORMS = [Platform.SENSOR]
+# No select platform yet: mypy's path maps a select.py here onto the stdlib module `select`.
+PLATFORMS = [Platform.NUMBER, Platform.SENSOR, Platform.SWITCH]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
@@ -52,8 +54,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry) 
     runtime = NodeRuntime(config)
     coordinator = FractalNodeCoordinator(hass, entry, runtime)
     await coordinator.async_config_entry_first_refresh()
-    entry.runtime_data = FractalNodeData(runtime, coordinator, certificate)
+    pool = new_pool()
+    entry.async_on_unload(pool.close)  # also when set-up fails below
+    devices = await async_start_devices(hass, entry, pool)
+    entry.runtime_data = FractalNodeData(runtime, coordinator, certificate, pool, devices)
     entry.async_on_unload(runtime.add_listener(coordinator.async_set_updated_data))
+    _async_feed_power_flows(entry, runtime, devices)
     entry.async_on_unload(entry.add_update_listener(_async_reload_on_update))
     if certificate is not None:
         _async_watch_certificate(hass, entry, certificate)
@@ -67,6 +73,31 @@ async def async_unload_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry)
 
 async def async_remove_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry) -> None:
     ir.async_delete_issue(hass, DOMAIN, _expiry_issue_id(entry))
+    _async_delete_device_issues(hass, entry)
+
+
+@callback
+def _async_feed_power_flows(
+    entry: FractalNodeConfigEntry, runtime: NodeRuntime, devices: dict[str, NodeDevice]
+) -> None:
+    """Recompute the node's power flows whenever a device's readings change."""
+
+    @callback
+    def update() -> None:
+        runtime.set_power(power_flows((d.role, d.power()) for d in devices.values()))
+
+    update()
+    for node_device in devices.values():
+        for device_coordinator in node_device.coordinators.values():
+            entry.async_on_unload(device_coordinator.async_add_listener(update))
+
+
+@callback
+def _async_delete_device_issues(hass: HomeAssistant, entry: FractalNodeConfigEntry) -> None:
+    prefix = f"{ISSUE_DEVICE_UNAVAILABLE}_{entry.entry_id}_"
+    for domain, issue_id in list(ir.async_get(hass).issues):
+        if domain == DOMAIN and issue_id.startswith(prefix):
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
 
 
 async def _async_reload_on_update(hass: HomeAssistant, entry: FractalNodeConfigEntry) -> None:

@@ -6,13 +6,15 @@ update interval. The first refresh just reads the runtime's current state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .const import DOMAIN, LOGGER
+from .device_runtime import NodeDevice, new_pool
+from .fractal.devices import GatewayPool
 from .fractal.node import NodeRuntime, NodeState
 from .fractal.tls import CertificateInfo
 
@@ -24,6 +26,8 @@ class FractalNodeData:
     runtime: NodeRuntime
     coordinator: FractalNodeCoordinator
     certificate: CertificateInfo | None  # None for a standalone node
+    pool: GatewayPool = field(default_factory=new_pool)  # one connection per Modbus gateway
+    devices: dict[str, NodeDevice] = field(default_factory=dict)  # by subentry id
 
 
 type FractalNodeConfigEntry = ConfigEntry[FractalNodeData]

@@ -1,6 +1,9 @@
-"""Sensors of a node: its link and plan status, last telemetry time and power flows.
+"""Sensors of a node (link and plan status, last telemetry time, power flows) and of its
+Modbus devices (one per polled register that is not a set-point).
 
-The power-flow sensors are unavailable until the node has devices that measure them.
+The power-flow sensors are unavailable until the node has devices that measure them. Device
+sensors take device class, unit and state class from the register map, so energy counters
+(total_increasing, Wh) are accepted by the Energy dashboard.
 """
 
 from __future__ import annotations
@@ -20,7 +23,11 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import FractalNodeConfigEntry
+from .device_entity import ModbusDeviceEntity, map_registers
+from .device_runtime import DeviceCoordinator, NodeDevice
 from .entity import FractalNodeEntity
+from .fractal.devices import Reading
+from .fractal.devices.regmap import Register
 from .fractal.node import LinkStatus, NodePlanStatus, NodeState
 
 # The coordinator pushes updates; entities never poll.
@@ -84,6 +91,56 @@ async def async_setup_entry(
 ) -> None:
     coordinator = entry.runtime_data.coordinator
     async_add_entities(FractalNodeSensor(coordinator, description) for description in SENSORS)
+    for subentry_id, node_device in entry.runtime_data.devices.items():
+        async_add_entities(_device_sensors(node_device), config_subentry_id=subentry_id)
+
+
+def _device_sensors(node_device: NodeDevice) -> list[DeviceSensor]:
+    registers = map_registers(node_device)
+    if registers:
+        return [
+            DeviceSensor(node_device.coordinators[r.group], r.name, _register_description(r))
+            for r in registers
+            # Modes (writable with options) are shown read-only until a select platform exists.
+            if r.writable is None or r.options is not None
+        ]
+    # A SunSpec device: its points are known from the models it reported at set-up.
+    return [
+        DeviceSensor(coordinator, name, _reading_description(reading))
+        for coordinator in node_device.coordinators.values()
+        for name, reading in (coordinator.data or {}).items()
+    ]
+
+
+def _register_description(register: Register) -> SensorEntityDescription:
+    options = list(register.options.values()) if register.options else None
+    return SensorEntityDescription(
+        key=register.name,
+        device_class=SensorDeviceClass(register.device_class) if register.device_class else None,
+        native_unit_of_measurement=register.unit,
+        state_class=SensorStateClass(register.state_class) if register.state_class else None,
+        options=options,
+    )
+
+
+# SunSpec points carry a unit but no device class: these units say what they measure.
+_SUNSPEC_CLASSES = {
+    "W": (SensorDeviceClass.POWER, SensorStateClass.MEASUREMENT),
+    "Wh": (SensorDeviceClass.ENERGY, SensorStateClass.TOTAL_INCREASING),
+    "V": (SensorDeviceClass.VOLTAGE, SensorStateClass.MEASUREMENT),
+    "A": (SensorDeviceClass.CURRENT, SensorStateClass.MEASUREMENT),
+    "Hz": (SensorDeviceClass.FREQUENCY, SensorStateClass.MEASUREMENT),
+}
+
+
+def _reading_description(reading: Reading) -> SensorEntityDescription:
+    device_class, state_class = _SUNSPEC_CLASSES.get(reading.unit or "", (None, None))
+    return SensorEntityDescription(
+        key=reading.name,
+        device_class=device_class,
+        native_unit_of_measurement=reading.unit if device_class else None,
+        state_class=state_class,
+    )
 
 
 class FractalNodeSensor(FractalNodeEntity, SensorEntity):
@@ -96,3 +153,16 @@ class FractalNodeSensor(FractalNodeEntity, SensorEntity):
     @property
     def native_value(self) -> str | float | datetime | None:
         return self.entity_description.value_fn(self.coordinator.data)
+
+
+class DeviceSensor(ModbusDeviceEntity, SensorEntity):
+    def __init__(
+        self, coordinator: DeviceCoordinator, key: str, description: SensorEntityDescription
+    ) -> None:
+        super().__init__(coordinator, key)
+        self.entity_description = description
+
+    @property
+    def native_value(self) -> str | float | None:
+        value = self.reading.value if self.reading else None
+        return value if isinstance(value, str | int | float) else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -48,9 +49,12 @@ def aws_settings(ca: CertificateAuthority, node: Issued) -> dict[str, Any]:
 
 
 def node_entry(
-    link: str = "standalone", tags: dict[str, str] | None = None, **settings: Any
+    link: str = "standalone",
+    tags: dict[str, str] | None = None,
+    devices: list[ConfigSubentryData] | None = None,
+    **settings: Any,
 ) -> MockConfigEntry:
-    """A config entry as the config flow creates it."""
+    """A config entry as the config flow creates it, with devices added as subentries."""
     return MockConfigEntry(
         domain=DOMAIN,
         title=NAME,
@@ -59,6 +63,7 @@ def node_entry(
         options={CONF_TAGS: TAGS if tags is None else tags},
         version=1,
         minor_version=1,
+        subentries_data=devices or [],
     )
 
 

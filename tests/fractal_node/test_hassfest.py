@@ -30,6 +30,7 @@ from homeassistant.setup import async_setup_component
 from packaging.requirements import Requirement
 
 from custom_components.fractal_node.const import DOMAIN, ISSUE_CERTIFICATE_EXPIRING
+from custom_components.fractal_node.device_runtime import ISSUE_DEVICE_UNAVAILABLE
 from custom_components.fractal_node.fractal.node import LinkMode
 from custom_components.fractal_node.fractal.tls import CredentialError
 from custom_components.fractal_node.sensor import SENSORS
@@ -556,9 +557,16 @@ def exception_keys() -> set[str]:
 def test_every_exception_and_issue_has_its_text(strings: dict[str, Any]) -> None:
     assert set(strings["exceptions"]) == exception_keys()
     assert all(entry["message"] for entry in strings["exceptions"].values())
-    assert set(strings["issues"]) == {ISSUE_CERTIFICATE_EXPIRING}
+    assert set(strings["issues"]) == {ISSUE_CERTIFICATE_EXPIRING, ISSUE_DEVICE_UNAVAILABLE}
     issue = strings["issues"][ISSUE_CERTIFICATE_EXPIRING]
     assert placeholders(issue["title"] + issue["description"]) == {"name", "expiry", "days"}
+    issue = strings["issues"][ISSUE_DEVICE_UNAVAILABLE]
+    assert placeholders(issue["title"] + issue["description"]) == {
+        "name",
+        "node",
+        "minutes",
+        "reason",
+    }
 
 
 # --- quality_scale.yaml (hassfest quality_scale.py, rules of Home Assistant 2025.4) -------------
