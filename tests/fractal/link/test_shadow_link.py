@@ -431,3 +431,21 @@ async def test_telemetry_reaches_the_aggregators_store_once_each_across_a_dropou
             cable.plug()
             await until(lambda: stored_seqs(aggregator, "home-12") == seqs, "stored once each")
     assert seqs == list(range(1, 21))
+
+
+async def test_telemetry_the_broker_refuses_stays_buffered_with_the_reason(
+    aggregator: LocalAggregator, tmp_path: Path
+) -> None:
+    credentials = aggregator.enroll("home-13")
+    impostor = replace(config(credentials, aggregator.mqtt_port), node_id="home-14")
+    node = Node()
+    async with running_link(impostor, tmp_path / "b.db", node) as link:
+        link.record({"ts": iso(now()), "grid_w": 1})
+        await until(
+            lambda: "refused by the broker" in (node.status.reason or ""), "refusal reported"
+        )
+        assert node.status.reason is not None
+        assert "NOT_AUTHORIZED" in node.status.reason
+        assert node.status.delivered_seq == 0
+        assert node.status.buffer is not None
+        assert node.status.buffer.pending == 1  # kept for when the identity is fixed

@@ -160,6 +160,8 @@ class ShadowLink:
         self._shadow: iotshadow.IotShadowClientV2 | None = None
         self._stream: Any = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._failures: dict[str, str] = {}
+        """Operations failing while connected, with why: the status's reason."""
 
     # --- public -----------------------------------------------------------------------------
 
@@ -290,6 +292,7 @@ class ShadowLink:
 
     def _connected(self, _data: object) -> None:
         assert self._wake is not None
+        self._failures.clear()  # a new connection: earlier failures are history
         self._set_status(state=LinkState.CONNECTED, reason=None)
         self._wake.connected.set()
         self._wake.sync_plan.set()
@@ -363,12 +366,12 @@ class ShadowLink:
                     await self._fetch_plan()
                 await self._write_ack()
                 backoff.reset()
-                self._operation_succeeded()
+                self._operation_succeeded(PLAN_SHADOW)
             except LinkDown:
                 wake.sync_plan.set()  # fetch again after the reconnect
             except awsiot.V2ServiceException as error:
                 wake.sync_plan.set()
-                self._operation_failed("plan shadow", error)
+                self._operation_failed(PLAN_SHADOW, _service_error(error))
                 await asyncio.sleep(backoff.next_delay())
 
     async def _fetch_plan(self) -> None:
@@ -436,13 +439,13 @@ class ShadowLink:
             except LinkDown:
                 continue  # the same batch goes again once connected
             except PublishRefused as error:
-                self._set_status(reason=str(error))
+                self._operation_failed("telemetry", str(error))
                 await asyncio.sleep(backoff.next_delay())
                 continue
             backoff.reset()
             self._buffer.mark_sent(batch)
             self._set_status(delivered_seq=batch.last_seq)
-            self._operation_succeeded()
+            self._operation_succeeded("telemetry")
 
     async def _publish(self, batch: PendingBatch) -> None:
         parsed = parse(
@@ -472,7 +475,8 @@ class ShadowLink:
             raise PublishRefused(f"telemetry batch {batch.seq} not sent: {error}") from error
         code = result.puback.reason_code if result.puback else None
         if code not in _ACCEPTED_PUBACKS:
-            raise PublishRefused(f"telemetry batch {batch.seq} refused by the broker: {code}")
+            name = _puback_name(code)
+            raise PublishRefused(f"telemetry batch {batch.seq} refused by the broker: {name}")
 
     async def _report_loop(self) -> None:
         """Keep the classic shadow's `reported` up to date: the descriptor when it changes,
@@ -488,11 +492,11 @@ class ShadowLink:
             try:
                 await self._write_descriptor_if_changed()
                 await self._write_snapshot_if_due()
-                self._operation_succeeded()
+                self._operation_succeeded("classic shadow")
             except LinkDown:
                 continue
             except awsiot.V2ServiceException as error:
-                self._operation_failed("classic shadow", error)
+                self._operation_failed("classic shadow", _service_error(error))
                 await asyncio.sleep(backoff.next_delay())
                 wake.report.set()
                 continue
@@ -578,16 +582,21 @@ class ShadowLink:
             raise LinkDown("stopped")
         return self._shadow
 
-    def _operation_succeeded(self) -> None:
-        """Forget the reason of an earlier failed operation once things work again."""
-        if self._status.state is LinkState.CONNECTED and self._status.reason is not None:
-            self._set_status(reason=None)
+    def _operation_succeeded(self, what: str) -> None:
+        """`what` works again: its earlier failure no longer explains anything."""
+        if self._failures.pop(what, None) is not None:
+            self._show_failures()
 
-    def _operation_failed(self, what: str, error: awsiot.V2ServiceException) -> None:
-        """A shadow operation failed while connected: say so (it is retried with back-off)."""
-        reason = f"{what}: {_service_error(error)}"
-        _LOGGER.warning("%s", reason)
-        self._set_status(reason=reason)
+    def _operation_failed(self, what: str, reason: str) -> None:
+        """`what` failed while connected (it is retried with back-off): say why."""
+        _LOGGER.warning("%s: %s", what, reason)
+        self._failures[what] = reason
+        self._show_failures()
+
+    def _show_failures(self) -> None:
+        if self._status.state is LinkState.CONNECTED:
+            reasons = [f"{what}: {reason}" for what, reason in self._failures.items()]
+            self._set_status(reason="; ".join(reasons) or None)
 
     def _retry_backoff(self) -> Backoff:
         """For operations that fail while connected: short, since the link itself is up."""
@@ -626,6 +635,14 @@ def _service_error(error: awsiot.V2ServiceException) -> str:
 
 def _is_not_found(error: awsiot.V2ServiceException) -> bool:
     return getattr(error.modeled_error, "code", None) == 404
+
+
+def _puback_name(code: object) -> str:
+    try:
+        name: str = mqtt5.PubackReasonCode(code).name
+    except ValueError:
+        return f"reason code {code}"
+    return name
 
 
 def _retrieve_exception(future: asyncio.Future[Any]) -> None:
