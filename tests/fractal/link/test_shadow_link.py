@@ -4,6 +4,7 @@ written through the unchanged boto3 `iot-data` client."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -449,3 +450,33 @@ async def test_telemetry_the_broker_refuses_stays_buffered_with_the_reason(
         assert node.status.delivered_seq == 0
         assert node.status.buffer is not None
         assert node.status.buffer.pending == 1  # kept for when the identity is fixed
+
+
+async def test_several_nodes_in_one_process_each_deliver_their_own_telemetry(
+    aggregator: LocalAggregator, tmp_path: Path
+) -> None:
+    """What `fractal-aggregator simulate` does: many links side by side in one event loop."""
+    names = [f"street-{i}" for i in range(5)]
+    nodes = {name: Node() for name in names}
+    async with observing(aggregator) as observer, contextlib.AsyncExitStack() as stack:
+        links = [
+            await stack.enter_async_context(
+                running_link(
+                    config(aggregator.enroll(name), aggregator.mqtt_port),
+                    tmp_path / f"{name}.db",
+                    nodes[name],
+                )
+            )
+            for name in names
+        ]
+        for link in links:
+            for i in range(3):
+                link.record({"ts": iso(now()), "grid_w": i})
+
+        def per_node() -> dict[str, list[int]]:
+            seen: dict[str, list[int]] = {name: [] for name in names}
+            for batch in observer.batches:
+                seen[batch["node"]].extend(sample["seq"] for sample in batch["samples"])
+            return {name: list(dict.fromkeys(seqs)) for name, seqs in seen.items()}
+
+        await until(lambda: per_node() == {name: [1, 2, 3] for name in names}, "all delivered")
