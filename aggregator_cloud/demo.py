@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def run_demo(settings: DemoSettings, stop: asyncio.Event, say: Say = print) -> None:
     """Serve, simulate, plan, push; then run until `stop` (or `settings.run_for` seconds)."""
+    fleet = SimulatedFleet(settings.fleet, SimClock(settings.fleet.speed))  # checks the numbers
     layout = DataLayout(settings.fleet.data_dir)
     _refuse_second_aggregator(layout)
     serve_settings = ServeSettings(
@@ -83,14 +84,16 @@ async def run_demo(settings: DemoSettings, stop: asyncio.Event, say: Say = print
     serving = asyncio.create_task(serve(serve_settings, serve_stop))
     try:
         runtime = await _until_serving(layout, serving)
-        await _run_fleet(settings, runtime, serving, stop, say)
+        await _run_fleet(fleet, settings, runtime=runtime, serving=serving, stop=stop, say=say)
     finally:
         serve_stop.set()
         await serving
 
 
 async def _run_fleet(
+    fleet: SimulatedFleet,
     settings: DemoSettings,
+    *,
     runtime: Runtime,
     serving: asyncio.Task[None],
     stop: asyncio.Event,
@@ -100,7 +103,7 @@ async def _run_fleet(
     boundary of simulated time (as a scheduler would) until `stop`, or until `serving` fails
     (a dead broker is an error to report, not something to wait out)."""
     rounds = _PlanRounds(iot_data_client(runtime.http_endpoint), Planner())
-    async with SimulatedFleet(settings.fleet, SimClock(settings.fleet.speed)) as fleet:
+    async with fleet:
         fleet_stop = asyncio.Event()
         tasks = [asyncio.create_task(fleet.run(fleet_stop))]
         try:

@@ -89,14 +89,17 @@ def fetch(url: str) -> bytes:
     return body
 
 
-def fleet_once_planned(url: str) -> dict[str, Any]:
-    """The fleet page's nodes once the store has every answer (the rules dispatcher records
-    them a moment after the shadow service has them)."""
+def fleet_once_known(url: str) -> dict[str, Any]:
+    """The fleet page's nodes once the store has every descriptor and plan answer (the rules
+    dispatcher records them a moment after the shadow service has them)."""
     deadline = time.monotonic() + RUN_LIMIT_S
     while True:
         nodes = {node["node"]: node for node in json.loads(fetch(url))["nodes"]}
-        answered = [node["plan"]["status"] in {"accepted", "executing"} for node in nodes.values()]
-        if (nodes and all(answered)) or time.monotonic() > deadline:
+        known = [
+            node["tags"] and node["plan"]["status"] in {"accepted", "executing"}
+            for node in nodes.values()
+        ]
+        if (nodes and all(known)) or time.monotonic() > deadline:
             return nodes
         time.sleep(0.1)
 
@@ -116,7 +119,7 @@ def test_the_page_shows_the_homes_plans_renew_and_ctrl_c_stops_the_demo_cleanly(
         printed = read_until(process, "(Ctrl-C stops the demo)")
         page = re.search(r"The fleet page: (http://127\.0\.0\.1:\d+/)", printed)
         assert page is not None, printed
-        nodes = fleet_once_planned(page.group(1) + "api/fleet")
+        nodes = fleet_once_known(page.group(1) + "api/fleet")
         read_until(process, "UTC: re-planned, 2 plans written")  # each half hour (3 s at 600x)
         broker_pid = json.loads((data_dir / "runtime.json").read_text())["broker_pid"]
         os.killpg(process.pid, signal.SIGINT)
@@ -174,3 +177,13 @@ def test_without_mosquitto_the_demo_says_how_to_install_it(
     error = capsys.readouterr().err
     assert "mosquitto is not installed" in error
     assert "apt-get install mosquitto" in error
+
+
+def test_bad_numbers_are_refused_before_anything_starts(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert aggregator_cli(["demo", "--data-dir", str(data_dir), "--homes", "0"]) == 1
+    assert "the number of homes must be 1 to 1000, not 0" in capsys.readouterr().err
+    assert aggregator_cli(["demo", "--data-dir", str(data_dir), "--speed", "0"]) == 1
+    assert "speed must be above 0" in capsys.readouterr().err
+    assert not data_dir.exists()  # no CA, no broker files: nothing was started
