@@ -189,7 +189,8 @@ class Objective(_Strict):
     """Cost (default), carbon, or cost plus carbon priced at ``carbon_p_per_kg``."""
 
     mode: Literal["cost", "carbon", "mix"] = "cost"
-    carbon_p_per_kg: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] = 0.0
+    # At most 1 000 p/kg, so a kWh never weighs more than 3 000 p: the penalties stay above.
+    carbon_p_per_kg: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] = 0.0
 
 
 class FlexEvent(_Strict):
