@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import voluptuous as vol
-from homeassistant.config_entries import ConfigSubentryFlow, SubentryFlowResult
+from homeassistant.config_entries import ConfigEntryState, ConfigSubentryFlow, SubentryFlowResult
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.helpers.selector import (
     NumberSelector,
@@ -235,11 +235,18 @@ class ModbusDeviceSubentryFlow(ConfigSubentryFlow):
             except RegisterMapError as err:
                 raise ProbeFailed("invalid_custom_map", str(err)) from err
             self._data[CONF_CUSTOM_MAP] = text
-        gateway = Gateway(endpoint_of(self._data), timeout=MODBUS_TIMEOUT)
-        try:
+        entry = self._get_entry()
+        endpoint = endpoint_of(self._data)
+        if entry.state is not ConfigEntryState.LOADED:
+            gateway = Gateway(endpoint, timeout=MODBUS_TIMEOUT)
+            try:
+                found = await identify(gateway, int(self._data[CONF_UNIT]), model, regmap)
+            finally:
+                await gateway.close()
+        else:
+            # The node's own connection: a serial port or a single-client gateway is opened once.
+            gateway = entry.runtime_data.pool.get(endpoint)
             found = await identify(gateway, int(self._data[CONF_UNIT]), model, regmap)
-        finally:
-            await gateway.close()
         self._data[CONF_MODEL] = found.model
         self._alternatives = found.alternatives
         self._title = found.title

@@ -10,13 +10,15 @@ from fractal.devices.regmap import load_shipped_map, parse_map
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResult, FlowResultType
+from homeassistant.helpers import entity_registry as er
 from pymodbus.framer import FramerType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.fractal_node import device_flow
+from custom_components.fractal_node import device_flow, device_runtime
+from custom_components.fractal_node.const import DOMAIN
 from tests.fractal.devices.modbus_emulator import EmulatedDevice, EmulatedSunSpec, EmulatorServer
 from tests.fractal_node.conftest import StartEmulator
-from tests.fractal_node.helpers import node_entry, setup_entry
+from tests.fractal_node.helpers import NODE_ID, node_entry, setup_entry
 
 SUNSPEC_INVERTER = {
     1: {"Mn": "Fronius", "Md": "Symo 5.0-3-M", "SN": "30123456", "Vr": "1.2.3"},
@@ -58,6 +60,7 @@ async def node(hass: HomeAssistant) -> MockConfigEntry:
 def short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """A silent unit is reported after 0.3 s instead of 3 s: the tests wait less."""
     monkeypatch.setattr(device_flow, "MODBUS_TIMEOUT", 0.3)
+    monkeypatch.setattr(device_runtime, "MODBUS_TIMEOUT", 0.3)
 
 
 async def start_flow(hass: HomeAssistant, entry: MockConfigEntry, transport: str) -> FlowResult:
@@ -102,7 +105,13 @@ async def test_a_meter_chosen_from_the_library_is_identified_and_added(
     result = await configure(hass, result, {"role": "grid_meter"})
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()  # the node reloads with its new device
     device = only_device(node)
+    energy = er.async_get(hass).async_get_entity_id(
+        "sensor", DOMAIN, f"{NODE_ID}_{device.subentry_id}_energy_import"
+    )
+    assert energy is not None
+    assert hass.states.get(energy) is not None
     assert device.title == "Eastron SDM230, serial 12345678"
     assert device.unique_id == f"127.0.0.1:{server.port}/3"
     assert dict(device.data) == {
@@ -328,8 +337,11 @@ async def test_rtu_frames_through_a_serial_gateway(
 
 
 async def test_a_meter_on_an_rs485_adapter_typed_in_by_path(
-    hass: HomeAssistant, node: MockConfigEntry, serial_line: tuple[str, str]
+    hass: HomeAssistant, serial_line: tuple[str, str]
 ) -> None:
+    """The node is not loaded (e.g. set up failed): the test opens a connection of its own."""
+    node = node_entry()
+    node.add_to_hass(hass)
     device_end, adapter_end = serial_line
     meter = emulated("eastron_sdm230", serial_number=4242)
     server = EmulatorServer({1: meter})
