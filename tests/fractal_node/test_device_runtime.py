@@ -322,3 +322,21 @@ async def test_an_ev_charger_switch_and_a_sunspec_inverter(
         state(hass, entity_id(hass, entry, 2, "inverter_three_phase_wh")).attributes["state_class"]
         == "total_increasing"
     )
+
+
+async def test_deleting_a_device_removes_it_and_its_entities(
+    hass: HomeAssistant, home: tuple[MockConfigEntry, Any]
+) -> None:
+    entry, _ = home
+    battery = subentry_id(entry, 3)
+    soc = entity_id(hass, entry, 3, "soc")
+
+    assert hass.config_entries.async_remove_subentry(entry, battery)
+    await hass.async_block_till_done()
+
+    assert entry.state is ConfigEntryState.LOADED
+    assert battery not in entry.runtime_data.devices
+    assert er.async_get(hass).async_get(soc) is None
+    assert dr.async_get(hass).async_get_device(identifiers={(DOMAIN, battery)}) is None
+    assert node_power(hass)["battery"] == STATE_UNAVAILABLE
+    assert node_power(hass)["load"] == "3500.0"  # 500 from the grid + 3000 from PV
