@@ -538,7 +538,7 @@ class HomeModel:
             values = np.zeros(self.num_cols)
         zeros = np.zeros(self.config.slots)
         parts = {
-            name: np.clip(values[self._col[name]], 0.0, None) if name in self._col else zeros
+            name: np.maximum(values[self._col[name]], 0.0) if name in self._col else zeros
             for name in ("imp", "exp", "ch", "dis", "pv", "ev", "shed", "under", "over")
         }
         return Solution(

@@ -309,7 +309,7 @@ def _to_plan(scenario: Scenario, home: Home, solution: Solution, status: PlanSta
 
 def _with_cost(scenario: Scenario, home: Home, plan: HomePlan) -> HomePlan:
     cost = plan_cost_p(home, scenario.step_hours, plan)
-    return HomePlan(**{**plan.__dict__, "cost_p": cost})
+    return replace(plan, cost_p=cost)
 
 
 def _fallback(scenario: Scenario, home: Home, data: HomeData, solution: Solution) -> HomePlan:
