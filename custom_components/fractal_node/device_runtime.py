@@ -15,11 +15,19 @@ from typing import Final
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .const import CONF_ROLE, DOMAIN, LOGGER, MODBUS_TIMEOUT, SUBENTRY_MODBUS_DEVICE
-from .fractal.devices import DeviceUnavailable, GatewayPool, PolledDevice, Reading
+from .fractal.devices import (
+    DeviceUnavailable,
+    GatewayPool,
+    ModbusDeviceError,
+    PolledDevice,
+    Reading,
+    RegisterMapError,
+)
 from .modbus import build_device, endpoint_of
 
 # A device down this long gets a repair issue; shorter outages (a meter rebooting) do not.
@@ -110,14 +118,32 @@ async def async_start_devices(
     for subentry_id, subentry in entry.subentries.items():
         if subentry.subentry_type != SUBENTRY_MODBUS_DEVICE:
             continue
-        gateway = pool.get(endpoint_of(subentry.data))
-        node_device = NodeDevice(subentry, await build_device(gateway, subentry.data))
+        node_device = NodeDevice(subentry, await _built(pool, subentry))
         for group in node_device.device.poll_groups:
             coordinator = DeviceCoordinator(hass, entry, node_device, group)
             await coordinator.async_config_entry_first_refresh()
             node_device.coordinators[group] = coordinator
         devices[subentry_id] = node_device
     return devices
+
+
+async def _built(pool: GatewayPool, subentry: ConfigSubentry) -> PolledDevice:
+    try:
+        return await build_device(pool.get(endpoint_of(subentry.data)), subentry.data)
+    except RegisterMapError as err:  # a stored custom map edited by hand
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_device",
+            translation_placeholders={"name": subentry.title, "problems": str(err)},
+        ) from err
+    except ModbusDeviceError as err:
+        # Only a SunSpec device is read at set-up (its models are discovered again); a node
+        # whose inverter is off at start-up retries rather than losing the device.
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="device_not_ready",
+            translation_placeholders={"name": subentry.title, "reason": str(err)},
+        ) from err
 
 
 def down_issue_id(entry: ConfigEntry, subentry_id: str) -> str:

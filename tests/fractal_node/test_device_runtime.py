@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from datetime import timedelta
 from typing import Any
 
@@ -340,3 +341,31 @@ async def test_deleting_a_device_removes_it_and_its_entities(
     assert dr.async_get(hass).async_get_device(identifiers={(DOMAIN, battery)}) is None
     assert node_power(hass)["battery"] == STATE_UNAVAILABLE
     assert node_power(hass)["load"] == "3500.0"  # 500 from the grid + 3000 from PV
+
+
+async def test_a_sunspec_inverter_off_at_start_up_makes_the_node_retry(
+    hass: HomeAssistant, socket_enabled: None
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    entry = node_entry(devices=[device(port, 1, "sunspec", "pv_inverter")])
+
+    await setup_entry(hass, entry)
+
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.reason is not None
+    assert "did not answer at start-up" in entry.reason
+
+
+async def test_a_damaged_custom_map_is_a_configuration_error(
+    hass: HomeAssistant, socket_enabled: None
+) -> None:
+    broken = device(502, 1, "custom", "sub_meter", custom_map="version: 2\n")
+    entry = node_entry(devices=[broken])
+
+    await setup_entry(hass, entry)
+
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert entry.reason is not None
+    assert "custom map:1: version" in entry.reason
