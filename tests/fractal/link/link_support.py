@@ -24,9 +24,9 @@ WAIT_LIMIT = 30.0
 """Seconds before a wait gives up and the test fails; never part of an assertion."""
 
 
-async def until(condition: Callable[[], bool], what: str) -> None:
+async def until(condition: Callable[[], bool], what: str, limit: float = WAIT_LIMIT) -> None:
     """Wait until `condition()` holds; fail with `what` if it never does."""
-    async with asyncio.timeout(WAIT_LIMIT):
+    async with asyncio.timeout(limit):
         while not condition():  # noqa: ASYNC110 (conditions over several sources; no Event)
             await asyncio.sleep(0.02)
     assert condition(), what
