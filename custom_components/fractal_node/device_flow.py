@@ -287,8 +287,8 @@ def _model_schema() -> vol.Schema:
 
 
 def _limit_errors(limits: dict[str, Any]) -> dict[str, str]:
-    return {
-        high: "limits_out_of_order"
-        for low, high in ORDERED_LIMITS
-        if low in limits and limits[low] > limits[high]
-    }
+    errors: dict[str, str] = {}
+    for low, high in ORDERED_LIMITS:
+        if low in limits and limits[low] > limits[high]:
+            errors[high] = "limits_out_of_order"
+    return errors

@@ -29,8 +29,23 @@ from homeassistant.data_entry_flow import FlowResult, FlowResultType
 from homeassistant.setup import async_setup_component
 from packaging.requirements import Requirement
 
-from custom_components.fractal_node.const import DOMAIN, ISSUE_CERTIFICATE_EXPIRING
+from custom_components.fractal_node.const import (
+    DOMAIN,
+    ISSUE_CERTIFICATE_EXPIRING,
+    SUBENTRY_MODBUS_DEVICE,
+    Role,
+    Transport,
+)
+from custom_components.fractal_node.device_flow import (
+    BAUD_RATES,
+    CONFIRM_SCHEMA,
+    LIMIT_FIELDS,
+    TCP_SCHEMA,
+    TRANSPORT_SCHEMA,
+)
+from custom_components.fractal_node.device_flow import _model_schema as model_schema
 from custom_components.fractal_node.device_runtime import ISSUE_DEVICE_UNAVAILABLE
+from custom_components.fractal_node.fractal.devices import shipped_map_names
 from custom_components.fractal_node.fractal.node import LinkMode
 from custom_components.fractal_node.fractal.tls import CredentialError
 from custom_components.fractal_node.sensor import SENSORS
@@ -681,3 +696,67 @@ def test_the_quality_scale_check_catches_mistakes(change: Any, declared: str | N
     scale = load_yaml(INTEGRATION / "quality_scale.yaml")
     change(scale["rules"])
     assert quality_scale_problems(scale, declared) != []
+
+
+# --- the "Add device" subentry flow ------------------------------------------------------------
+
+DEVICE_FLOW_SOURCE = INTEGRATION / "device_flow.py"
+
+
+def device_flow_texts(strings: dict[str, Any]) -> dict[str, Any]:
+    texts: dict[str, Any] = strings["config_subentries"][SUBENTRY_MODBUS_DEVICE]
+    return texts
+
+
+def probe_errors() -> set[str]:
+    """Error codes the connection test raises: ProbeFailed("code", ...)."""
+    codes: set[str] = set()
+    sources = (INTEGRATION / "modbus.py", DEVICE_FLOW_SOURCE)
+    trees = [ast.parse(source.read_text(encoding="utf-8")) for source in sources]
+    for node in (node for tree in trees for node in ast.walk(tree)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ProbeFailed":
+            first = node.args[0]
+            if isinstance(first, ast.Constant):
+                codes.add(first.value)
+    return codes
+
+
+def test_the_device_flow_has_text_for_every_step_error_and_abort(strings: dict[str, Any]) -> None:
+    texts = device_flow_texts(strings)
+    tree = ast.parse(DEVICE_FLOW_SOURCE.read_text(encoding="utf-8"))
+    (flow,) = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+    assert texts["initiate_flow"]["user"]
+    assert texts["entry_type"]
+    assert set(texts["step"]) == step_methods(flow)
+    assert all(step["title"] for step in texts["step"].values())
+    errors = error_codes(tree) | probe_errors()
+    assert set(texts["error"]) == errors
+    assert set(texts["abort"]) == abort_reasons(tree)
+
+
+def test_the_device_flow_forms_have_a_label_and_description_for_every_field(
+    strings: dict[str, Any],
+) -> None:
+    steps = device_flow_texts(strings)["step"]
+    limits = {str(key) for fields in LIMIT_FIELDS.values() for key in fields}
+    serial = {"serial_port", "baudrate", "parity", "stopbits", "unit"}
+    shown = {
+        "user": {str(key) for key in TRANSPORT_SCHEMA.schema},
+        "tcp": {str(key) for key in TCP_SCHEMA.schema},
+        "serial": serial,
+        "model": {str(key) for key in model_schema().schema},
+        "confirm": {str(key) for key in CONFIRM_SCHEMA.schema},
+        "limits": limits,
+    }
+    for step_id, fields in shown.items():
+        assert set(steps[step_id]["data"]) == fields == set(steps[step_id]["data_description"])
+
+
+def test_the_device_flow_selectors_have_a_label_for_every_option(strings: dict[str, Any]) -> None:
+    selectors = strings["selector"]
+    assert set(selectors["transport"]["options"]) == {t.value for t in Transport}
+    assert set(selectors["role"]["options"]) == {role.value for role in Role}
+    assert set(selectors["model"]["options"]) == {"auto", "custom", *shipped_map_names()}
+    assert set(selectors["baudrate"]["options"]) == set(BAUD_RATES)
+    assert set(selectors["parity"]["options"]) == {"N", "E", "O"}
+    assert set(selectors["stopbits"]["options"]) == {"1", "2"}
