@@ -46,7 +46,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -297,11 +297,11 @@ def split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]
 
 
-async def timed_bursts(bursts: Sequence[Callable[[], Awaitable[int]]]) -> tuple[float, int]:
-    """Run the bursts together; seconds until all finished, and what they settled."""
+async def timed_gather[T](operations: Sequence[Awaitable[T]]) -> tuple[float, list[T]]:
+    """Run the operations together; seconds until all finished, and their results."""
     began = time.perf_counter()
-    settled = await asyncio.gather(*(burst() for burst in bursts))
-    return time.perf_counter() - began, sum(settled)
+    results = await asyncio.gather(*operations)
+    return time.perf_counter() - began, list(results)
 
 
 async def raw_burst(client: aiomqtt.Client, payloads: Sequence[bytes], window: int) -> int:
@@ -349,45 +349,23 @@ async def measure_throughput(
         raw_clients = [mqtt_client(aggregator, service) for _ in nodes]
         node_clients = [mqtt_client(aggregator, node) for node in nodes]
         await connect_all(stack, [*raw_clients, *node_clients])
-        publish_seconds, acknowledged = await timed_bursts(
+        publish_seconds, acknowledged = await timed_gather(
             [
-                _raw(client, batch, window)
+                raw_burst(client, batch, window)
                 for client, batch in zip(raw_clients, payloads, strict=True)
             ]
         )
-        answers: list[tuple[int, int]] = []
-        update_seconds, _ = await timed_bursts(
+        update_seconds, answers = await timed_gather(
             [
-                _updates(client, node.node_id, batch, window, answers)
+                update_burst(client, node.node_id, batch, window)
                 for client, node, batch in zip(node_clients, nodes, payloads, strict=True)
             ]
         )
     accepted, rejected = (sum(column) for column in zip(*answers, strict=True))
     return Throughput(
-        len(nodes), window, messages, publish_seconds, acknowledged, update_seconds, accepted,
-        rejected,
+        len(nodes), window, messages, publish_seconds, sum(acknowledged), update_seconds,
+        accepted, rejected,
     )  # fmt: skip
-
-
-def _raw(
-    client: aiomqtt.Client, payloads: Sequence[bytes], window: int
-) -> Callable[[], Awaitable[int]]:
-    return lambda: raw_burst(client, payloads, window)
-
-
-def _updates(
-    client: aiomqtt.Client,
-    node: str,
-    payloads: Sequence[bytes],
-    window: int,
-    answers: list[tuple[int, int]],
-) -> Callable[[], Awaitable[int]]:
-    async def burst() -> int:
-        accepted, rejected = await update_burst(client, node, payloads, window)
-        answers.append((accepted, rejected))
-        return accepted + rejected
-
-    return burst
 
 
 # -- 2. plan push latency --------------------------------------------------------------------
@@ -462,17 +440,13 @@ async def broker_hops(client: aiomqtt.Client, payload: bytes, count: int) -> tup
     topic = f"fractal/bench/hop/{client.identifier}"
     await client.subscribe(topic, qos=1)
     hops = []
-    messages = aiomqtt_messages(client)
+    messages = aiter(client.messages)
     for _ in range(count):
         began = time.perf_counter()
         await client.publish(topic, payload, qos=1)
         await asyncio.wait_for(anext(messages), WAIT_SECONDS)
         hops.append(time.perf_counter() - began)
     return tuple(hops)
-
-
-def aiomqtt_messages(client: aiomqtt.Client) -> Any:
-    return aiter(client.messages)
 
 
 async def connect_homes(
@@ -504,7 +478,8 @@ async def measure_plan_push(
         began = time.perf_counter()
         clients = await connect_homes(aggregator, stack, homes)
         connect_seconds = time.perf_counter() - began
-        observer, hop_client = (mqtt_client(aggregator, service_identity(aggregator)) for _ in "ab")
+        service = service_identity(aggregator)
+        observer, hop_client = mqtt_client(aggregator, service), mqtt_client(aggregator, service)
         await connect_all(stack, [observer, hop_client])
         await observer.subscribe(plan_topic("+", "update/accepted"), qos=1)
         sample_plan = json.dumps(next(iter(plans.values()))).encode()
