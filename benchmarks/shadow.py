@@ -24,6 +24,8 @@ Shortcuts, said here and in the output: the raw-publish reference and the ingest
 connect with the service identity (`fractal.aggregator`; the ACL lets it publish to `fractal/#`
 and `$aws/#`, a node only to its own topics), so 10 000 homes need no 10 000 enrolments and
 connections; the dispatcher takes the node from the topic exactly as for a node's own publish.
+The set-up (`serve` as a subprocess in a 0711 temporary directory, enrolment through the real
+`enroll` command, the boto3 client) is imported from tests/support/local_aggregator.py.
 Everything runs on 2 shared cores: the simulated homes share the benchmark's process, so the
 latencies are pessimistic.
 
