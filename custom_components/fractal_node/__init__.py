@@ -31,10 +31,17 @@ from .const import (
     ISSUE_CERTIFICATE_EXPIRING,
 )
 from .coordinator import FractalNodeConfigEntry, FractalNodeCoordinator, FractalNodeData
-from .device_runtime import ISSUE_DEVICE_UNAVAILABLE, NodeDevice, async_start_devices, new_pool
+from .device_runtime import (
+    ISSUE_DEVICE_UNAVAILABLE,
+    NodeDevice,
+    async_start_devices,
+    device_subentries,
+    new_pool,
+)
 from .fractal.link_settings import check_link_credentials
 from .fractal.node import LinkMode, NodeConfig, NodeRuntime, power_flows
 from .fractal.tls import CertificateInfo, CredentialError
+from .modbus import described_device
 from .services import async_setup_services
 
 # No select platform yet: mypy's path maps a select.py here onto the stdlib module `select`.
@@ -112,6 +119,10 @@ def _node_config(entry: FractalNodeConfigEntry) -> NodeConfig:
             name=entry.data[CONF_NAME],
             link=LinkMode(entry.data[CONF_LINK]),
             tags=entry.options.get(CONF_TAGS, {}),
+            devices=tuple(
+                described_device(subentry_id, subentry.data)
+                for subentry_id, subentry in device_subentries(entry).items()
+            ),
         )
     except (KeyError, ValueError) as error:  # stored data damaged or edited by hand
         raise _invalid_configuration([f"missing or invalid {error}"]) from error

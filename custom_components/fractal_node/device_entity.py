@@ -90,9 +90,7 @@ def writable_range(node_device: NodeDevice, register: Register) -> Range:
     """The map's range narrowed by the installer's envelope (the library enforces it too)."""
     assert register.writable is not None
     assert isinstance(node_device.device, Device)
-    envelope = node_device.device.envelope.get(register.name)
-    if envelope is None:
-        return register.writable
+    envelope = node_device.device.envelope.get(register.name, register.writable)
     low = max(register.writable.min, envelope.min)
     high = min(register.writable.max, envelope.max)
     return Range(min=low, max=high) if low <= high else register.writable

@@ -15,7 +15,7 @@ from typing import Final
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
+from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
@@ -26,7 +26,6 @@ from .fractal.devices import (
     ModbusDeviceError,
     PolledDevice,
     Reading,
-    RegisterMapError,
 )
 from .modbus import build_device, endpoint_of
 
@@ -115,9 +114,7 @@ async def async_start_devices(
 ) -> dict[str, NodeDevice]:
     """Build every device subentry's device and read each group once, by subentry id."""
     devices: dict[str, NodeDevice] = {}
-    for subentry_id, subentry in entry.subentries.items():
-        if subentry.subentry_type != SUBENTRY_MODBUS_DEVICE:
-            continue
+    for subentry_id, subentry in device_subentries(entry).items():
         node_device = NodeDevice(subentry, await _built(pool, subentry))
         for group in node_device.device.poll_groups:
             coordinator = DeviceCoordinator(hass, entry, node_device, group)
@@ -127,15 +124,19 @@ async def async_start_devices(
     return devices
 
 
+def device_subentries(entry: ConfigEntry) -> dict[str, ConfigSubentry]:
+    """The entry's Modbus devices, by subentry id."""
+    return {
+        subentry_id: subentry
+        for subentry_id, subentry in entry.subentries.items()
+        if subentry.subentry_type == SUBENTRY_MODBUS_DEVICE
+    }
+
+
 async def _built(pool: GatewayPool, subentry: ConfigSubentry) -> PolledDevice:
+    # A stored map that no longer loads fails earlier, in the node's configuration.
     try:
         return await build_device(pool.get(endpoint_of(subentry.data)), subentry.data)
-    except RegisterMapError as err:  # a stored custom map edited by hand
-        raise ConfigEntryError(
-            translation_domain=DOMAIN,
-            translation_key="invalid_device",
-            translation_placeholders={"name": subentry.title, "problems": str(err)},
-        ) from err
     except ModbusDeviceError as err:
         # Only a SunSpec device is read at set-up (its models are discovered again); a node
         # whose inverter is off at start-up retries rather than losing the device.

@@ -48,6 +48,8 @@ from .fractal.devices import (
     load_shipped_map,
 )
 from .fractal.devices.regmap import IDENTITY_GROUP, parse_map
+from .fractal.protocol import Device as DescribedDevice
+from .fractal.protocol import DeviceEnvelope, DeviceKind
 
 Endpoint = TcpEndpoint | SerialEndpoint
 CUSTOM_MAP_SOURCE: Final = "custom map"
@@ -122,6 +124,49 @@ async def build_device(gateway: Gateway, data: Mapping[str, Any]) -> PolledDevic
     if data[CONF_MODEL] == MODEL_SUNSPEC:
         return SunSpecDevice(gateway, unit, await discover(gateway, unit), envelope=envelope)
     return Device(gateway, unit, register_map(data), envelope=envelope)
+
+
+# The protocol's names for the installer's limits (the flow's field names are shorter).
+ENVELOPE_NAMES: Final = {
+    "max_charge_w": "max_charge_w",
+    "max_discharge_w": "max_discharge_w",
+    "soc_min": "soc_min_pct",
+    "soc_max": "soc_max_pct",
+    "ev_current_min": "ev_current_min_a",
+    "ev_current_max": "ev_current_max_a",
+    "river_level_min": "level_min_m",
+    "river_level_max": "level_max_m",
+    "river_level_max_rate": "level_rate_max_m_per_h",
+}
+KIND_OF_ROLE: Final = {
+    Role.GRID_METER: DeviceKind.GRID_METER,
+    Role.PV_METER: DeviceKind.PV,
+    Role.PV_INVERTER: DeviceKind.PV_INVERTER,
+    Role.BATTERY: DeviceKind.BATTERY,
+    Role.EV_CHARGER: DeviceKind.EV_CHARGER,
+    Role.HYDRO: DeviceKind.HYDRO,
+    Role.SUB_METER: DeviceKind.SUB_METER,
+}
+
+
+def described_device(device_id: str, data: Mapping[str, Any]) -> DescribedDevice:
+    """The device as the node descriptor tells the aggregator: kind, model and envelope.
+
+    No capabilities yet: modes are offered once the plan executor can carry them out.
+    """
+    limits = data.get(CONF_LIMITS, {})
+    envelope = DeviceEnvelope(**{ENVELOPE_NAMES[name]: value for name, value in limits.items()})
+    manufacturer = model = None
+    if data[CONF_MODEL] != MODEL_SUNSPEC:
+        regmap = register_map(data)
+        manufacturer, model = regmap.manufacturer[:64], regmap.model[:64]
+    return DescribedDevice(
+        id=device_id,
+        kind=KIND_OF_ROLE[Role(data[CONF_ROLE])],
+        manufacturer=manufacturer,
+        model=model,
+        envelope=envelope,
+    )
 
 
 @dataclass(frozen=True)

@@ -290,8 +290,13 @@ async def test_an_ev_charger_switch_and_a_sunspec_inverter(
     hass: HomeAssistant, modbus_server: StartEmulator
 ) -> None:
     server: EmulatorServer = await modbus_server(
-        {1: emulated("generic_evse"), 2: EmulatedSunSpec(SUNSPEC_INVERTER)}
+        {
+            1: emulated("generic_evse"),
+            2: EmulatedSunSpec(SUNSPEC_INVERTER),
+            3: emulated("generic_hydro"),
+        }
     )
+    hydro_limits = {"river_level_min": 1.2, "river_level_max": 1.5, "river_level_max_rate": 0.05}
     entry = node_entry(
         devices=[
             device(
@@ -302,6 +307,7 @@ async def test_an_ev_charger_switch_and_a_sunspec_inverter(
                 limits={"ev_current_min": 6, "ev_current_max": 16},
             ),
             device(server.port, 2, "sunspec", "pv_inverter"),
+            device(server.port, 3, "generic_hydro", "hydro", limits=hydro_limits),
         ]
     )
     await setup_entry(hass, entry)
@@ -317,6 +323,8 @@ async def test_an_ev_charger_switch_and_a_sunspec_inverter(
     assert state(hass, switch).state == "off"
     assert server.devices[1].raw("charging_enabled") == [0]
     assert (current.attributes["min"], current.attributes["max"]) == (6, 16)
+    level = state(hass, entity_id(hass, entry, 3, "river_level_setpoint"))
+    assert (level.attributes["min"], level.attributes["max"]) == (1.2, 1.5)
     assert inverter_power.attributes["device_class"] == "power"
     assert node_power(hass)["pv"] == "4200.0"
     assert (
@@ -369,3 +377,50 @@ async def test_a_damaged_custom_map_is_a_configuration_error(
     assert entry.state is ConfigEntryState.SETUP_ERROR
     assert entry.reason is not None
     assert "custom map:1: version" in entry.reason
+
+
+async def test_the_descriptor_tells_the_aggregator_the_devices_and_their_envelopes(
+    hass: HomeAssistant, home: tuple[MockConfigEntry, Any]
+) -> None:
+    entry, _ = home
+
+    descriptor = await hass.services.async_call(
+        DOMAIN,
+        "get_descriptor",
+        {"config_entry_id": entry.entry_id},
+        blocking=True,
+        return_response=True,
+    )
+
+    assert descriptor is not None
+    devices = {device["id"]: device for device in descriptor["devices"]}  # type: ignore[union-attr]
+    battery = devices[subentry_id(entry, 3)]
+    assert (battery["kind"], battery["manufacturer"], battery["model"]) == (
+        "battery",
+        "Generic",
+        "Battery",
+    )
+    assert battery["envelope"] == {
+        "max_charge_w": 3000,
+        "max_discharge_w": 2500,
+        "soc_min_pct": 10,
+        "soc_max_pct": 95,
+    }
+    assert devices[subentry_id(entry, 1)]["kind"] == "grid_meter"
+    assert devices[subentry_id(entry, 2)]["kind"] == "pv"
+
+
+async def test_removing_the_node_removes_its_device_repairs(
+    hass: HomeAssistant, home: tuple[MockConfigEntry, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry, server = home
+    monkeypatch.setattr(device_runtime, "DEVICE_DOWN_ISSUE_AFTER", timedelta(0))
+    issue_id = device_runtime.down_issue_id(entry, subentry_id(entry, 2))
+    server.set_fault(2, SILENT)
+    await poll(hass, entry, 2)
+    raised = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+
+    assert await hass.config_entries.async_remove(entry.entry_id)
+
+    assert raised is not None
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None

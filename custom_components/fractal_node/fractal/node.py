@@ -21,7 +21,7 @@ from types import MappingProxyType
 from pydantic import TypeAdapter, ValidationError
 
 from . import __version__
-from .protocol import LinkMode, NodeDescriptor
+from .protocol import Device, LinkMode, NodeDescriptor
 from .protocol.types import NodeId, ShortText
 from .tags import validate_tags
 
@@ -91,6 +91,7 @@ class NodeConfig:
     name: str
     link: LinkMode
     tags: Mapping[str, str] = field(default_factory=dict)
+    devices: tuple[Device, ...] = ()  # as the installer added them, with their envelopes
 
     def __post_init__(self) -> None:
         # Frozen all the way down: nobody can change the tags behind the runtime's back.
@@ -183,13 +184,14 @@ class NodeRuntime:
         return self._state
 
     def descriptor(self) -> NodeDescriptor:
-        """The node descriptor the node publishes; no devices until devices exist."""
+        """The node descriptor the node publishes: who it is, its devices and their limits."""
         return NodeDescriptor(
             node=self.config.node_id,
             name=self.config.name,
             tags=dict(self.config.tags),
             software=__version__,
             link=self.config.link,
+            devices=self.config.devices,
         )
 
     def add_listener(self, listener: StateListener) -> Callable[[], None]:
