@@ -20,6 +20,7 @@ install_system_packages() {
   local missing=()
   command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
   command -v socat >/dev/null 2>&1 || missing+=(socat)  # serial (pty) links in the Modbus tests
+  command -v cbc >/dev/null 2>&1 || missing+=(coinor-cbc)  # the PuLP + CBC reference in benchmarks/
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing system packages: ${missing[*]}"

@@ -115,6 +115,10 @@ def render_config(settings: BrokerSettings, run_as: str | None) -> str:
         "allow_anonymous false",
         f"acl_file {directory / 'acl'}",
         "persistence false",
+        # The rules dispatcher's session may fall behind a burst of telemetry; past mosquitto's
+        # default of 1 000 queued messages it would drop batches it already acknowledged to the
+        # nodes, which then never resend them. About 100 MB of batches may wait instead.
+        "max_queued_messages 200000",
         "log_dest stderr",
         "log_type error",
         "log_type warning",
