@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 # Relative: the library is `fractal` here and `custom_components.fractal_node.fractal` in HA.
-from ..protocol import Plan, PlanAck, PlanStatus, Problem, parse  # noqa: TID252
+from ..protocol import Plan, PlanAck, PlanStatus, Problem, parse
 
 EnvelopeCheck = Callable[[Plan], Sequence[Problem]]
 """The executor's check of a plan against the installer's safety envelope: the problems found."""

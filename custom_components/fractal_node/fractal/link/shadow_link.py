@@ -38,7 +38,7 @@ from awscrt import mqtt5, mqtt_request_response
 from awsiot import iotshadow, mqtt5_client_builder
 
 # Relative: the library is `fractal` here and `custom_components.fractal_node.fractal` in HA.
-from ..protocol import (  # noqa: TID252
+from ..protocol import (
     Document,
     NodeDescriptor,
     Plan,

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 # Relative: inside Home Assistant this package is custom_components.fractal_node.fractal.
-from ..protocol import (  # noqa: TID252
+from ..protocol import (
     MAX_HORIZON,
     DeviceKind,
     DevicePlan,
