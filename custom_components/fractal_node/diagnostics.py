@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.const import CONF_HOST
 from homeassistant.core import HomeAssistant
 
 from .const import CONF_CA_PEM, CONF_CERTIFICATE_PEM, CONF_ENDPOINT, CONF_PRIVATE_KEY_PEM, CONF_TAGS
 from .coordinator import FractalNodeConfigEntry
+from .device_runtime import NodeDevice
 
 # PEM text and key material never leave; the host / endpoint would identify a broker or an
 # AWS account, and tag values (a street, a feeder) where a home is.
@@ -38,4 +39,26 @@ async def async_get_config_entry_diagnostics(
             "not_after": certificate.not_after.isoformat(),
         },
         "state": asdict(data.runtime.state()),
+        "devices": [_device(node_device) for node_device in data.devices.values()],
+    }
+
+
+def _device(node_device: NodeDevice) -> dict[str, Any]:
+    """A device's settings (address redacted), whether it answers, and its rejected readings."""
+    availability = node_device.device.availability
+    reason = availability.reason
+    if reason and (host := node_device.subentry.data.get(CONF_HOST)):
+        reason = reason.replace(host, REDACTED)  # the library names the gateway in its errors
+    rejected = {
+        name: reading.problem
+        for coordinator in node_device.coordinators.values()
+        for name, reading in (coordinator.data or {}).items()
+        if reading.problem
+    }
+    return {
+        "title": node_device.subentry.title,
+        "data": async_redact_data(node_device.subentry.data, TO_REDACT),
+        "available": availability.available,
+        "reason": reason,
+        "rejected_readings": rejected,
     }

@@ -6,6 +6,7 @@ Every device is a real pymodbus server emulating the map; values are scripted on
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 from datetime import timedelta
@@ -21,6 +22,10 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.fractal_node import device_runtime
 from custom_components.fractal_node.const import DOMAIN
@@ -424,3 +429,25 @@ async def test_removing_the_node_removes_its_device_repairs(
 
     assert raised is not None
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_diagnostics_show_each_device_without_its_address(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    home: tuple[MockConfigEntry, Any],
+) -> None:
+    entry, server = home
+    server.devices[1].set("frequency", 12.0)  # garbage
+    await poll(hass, entry, 1)
+    server.set_fault(2, SILENT)
+    await poll(hass, entry, 2)
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+
+    grid, pv, battery = diagnostics["devices"]
+    assert grid["data"]["host"] == "**REDACTED**"
+    assert grid["data"]["role"] == "grid_meter"
+    assert grid["rejected_readings"] == {"frequency": "implausible 12.0 (expected 40.0..70.0)"}
+    assert (pv["available"], "no answer" in pv["reason"]) == (False, True)
+    assert battery["data"]["limits"] == BATTERY_LIMITS
+    assert "127.0.0.1" not in json.dumps(diagnostics)
