@@ -267,11 +267,16 @@ class HomeModel:
         if target > 0:
             room_w = max(soc_max - self.soc_wh, 0) / (battery.efficiency * hours)
             watts = math.floor(min(target, battery.max_charge_w, room_w))
-            self.soc_wh = min(self.soc_wh + watts * hours * battery.efficiency, soc_max)
+            # The cap only absorbs rounding: a battery above its band never jumps down to it.
+            self.soc_wh = min(
+                self.soc_wh + watts * hours * battery.efficiency, max(soc_max, self.soc_wh)
+            )
             return watts
         available_w = max(self.soc_wh - soc_min, 0) * battery.efficiency / hours
         watts = math.floor(min(-target, battery.max_discharge_w, available_w))
-        self.soc_wh = max(self.soc_wh - watts * hours / battery.efficiency, soc_min)
+        self.soc_wh = max(
+            self.soc_wh - watts * hours / battery.efficiency, min(soc_min, self.soc_wh)
+        )
         return -watts
 
     def _ev_step(self, now: datetime, hours: float, surplus_w: int, command: Command | None) -> int:
