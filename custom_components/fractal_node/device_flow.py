@@ -10,7 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import voluptuous as vol
-from homeassistant.config_entries import ConfigEntryState, ConfigSubentryFlow, SubentryFlowResult
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    ConfigEntryState,
+    ConfigSubentryFlow,
+    SubentryFlowResult,
+)
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.helpers.selector import (
     NumberSelector,
@@ -199,6 +204,24 @@ class ModbusDeviceSubentryFlow(ConfigSubentryFlow):
             },
         )
 
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change what a device is to the node, and its envelope; address and model stay."""
+        subentry = self._get_reconfigure_subentry()
+        if user_input is not None:
+            self._data = dict(subentry.data) | {CONF_ROLE: user_input[CONF_ROLE]}
+            self._data.pop(CONF_LIMITS, None)  # asked again for the role chosen
+            self._title = subentry.title
+            if Role(user_input[CONF_ROLE]) in LIMIT_FIELDS:
+                return await self.async_step_limits()
+            return self._async_create()
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(CONFIRM_SCHEMA, subentry.data),
+            description_placeholders={"device": subentry.title},
+        )
+
     async def async_step_limits(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
@@ -213,7 +236,7 @@ class ModbusDeviceSubentryFlow(ConfigSubentryFlow):
         schema = vol.Schema({vol.Required(key): selector for key, selector in fields.items()})
         return self.async_show_form(
             step_id="limits",
-            data_schema=self.add_suggested_values_to_schema(schema, user_input),
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or self._current),
             errors=errors,
             description_placeholders={"device": self._title},
         )
@@ -270,7 +293,18 @@ class ModbusDeviceSubentryFlow(ConfigSubentryFlow):
             }
         )
 
+    @property
+    def _current(self) -> dict[str, Any]:
+        """When reconfiguring, the limits in force are the starting point."""
+        if self.source != SOURCE_RECONFIGURE:
+            return {}
+        return dict(self._get_reconfigure_subentry().data.get(CONF_LIMITS, {}))
+
     def _async_create(self) -> SubentryFlowResult:
+        if self.source == SOURCE_RECONFIGURE:
+            return self.async_update_and_abort(
+                self._get_entry(), self._get_reconfigure_subentry(), data=self._data
+            )
         return self.async_create_entry(
             title=self._title, data=self._data, unique_id=device_unique_id(self._data)
         )

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from fractal.devices.regmap import load_shipped_map, parse_map
-from homeassistant.config_entries import ConfigSubentry
+from homeassistant.config_entries import ConfigSubentry, ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResult, FlowResultType
 from homeassistant.helpers import entity_registry as er
@@ -362,3 +362,50 @@ async def test_a_meter_on_an_rs485_adapter_typed_in_by_path(
     device = only_device(node)
     assert device.unique_id == f"{adapter_end}/1"
     assert device.data["baudrate"] == "19200"
+
+
+async def start_reconfigure(hass: HomeAssistant, entry: MockConfigEntry) -> FlowResult:
+    (subentry_id,) = entry.subentries
+    return await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "modbus_device"),
+        context={"source": "reconfigure", "subentry_id": subentry_id},
+    )
+
+
+async def test_reconfigure_changes_the_envelope_starting_from_the_one_in_force(
+    hass: HomeAssistant, modbus_server: StartEmulator
+) -> None:
+    server = await modbus_server({1: emulated("generic_battery")})
+    limits = {"max_charge_w": 3000, "max_discharge_w": 2500, "soc_min": 10, "soc_max": 95}
+    data = {"transport": "tcp", "host": "127.0.0.1", "port": server.port, "unit": 1}
+    battery = ConfigSubentryData(
+        data=data | {"model": "generic_battery", "role": "battery", "limits": limits},
+        subentry_type="modbus_device",
+        title="Generic Battery, serial EMUSER",
+        unique_id=f"127.0.0.1:{server.port}/1",
+    )
+    node = node_entry(devices=[battery])
+    await setup_entry(hass, node)
+
+    result = await start_reconfigure(hass, node)
+    assert result["step_id"] == "reconfigure"
+    result = await configure(hass, result, {"role": "battery"})
+    suggested = {
+        str(key): key.description["suggested_value"] for key in result["data_schema"].schema
+    }
+    result = await configure(hass, result, limits | {"max_charge_w": 2000})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    changed = dict(only_device(node).data)
+
+    result = await start_reconfigure(hass, node)
+    result = await configure(hass, result, {"role": "sub_meter"})
+    await hass.async_block_till_done()
+
+    assert suggested == limits
+    assert changed["limits"]["max_charge_w"] == 2000
+    assert result["reason"] == "reconfigure_successful"
+    assert "limits" not in only_device(node).data
+    assert only_device(node).data["role"] == "sub_meter"
+    assert only_device(node).data["model"] == "generic_battery"

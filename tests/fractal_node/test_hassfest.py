@@ -409,6 +409,8 @@ def abort_reasons(tree: ast.AST) -> set[str]:
             reasons.add("already_configured")
         elif name == "async_update_reload_and_abort":
             reasons.update({"reauth_successful", "reconfigure_successful"})
+        elif name == "async_update_and_abort":  # a subentry flow's reconfigure
+            reasons.add("reconfigure_successful")
     return reasons
 
 
@@ -746,6 +748,7 @@ def test_the_device_flow_forms_have_a_label_and_description_for_every_field(
         "serial": serial,
         "model": {str(key) for key in model_schema().schema},
         "confirm": {str(key) for key in CONFIRM_SCHEMA.schema},
+        "reconfigure": {str(key) for key in CONFIRM_SCHEMA.schema},
         "limits": limits,
     }
     for step_id, fields in shown.items():
