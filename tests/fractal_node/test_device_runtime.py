@@ -451,3 +451,33 @@ async def test_diagnostics_show_each_device_without_its_address(
     assert (pv["available"], "no answer" in pv["reason"]) == (False, True)
     assert battery["data"]["limits"] == BATTERY_LIMITS
     assert "127.0.0.1" not in json.dumps(diagnostics)
+
+
+async def test_a_meter_on_an_rs485_line_feeds_the_grid_power(
+    hass: HomeAssistant, serial_line: tuple[str, str]
+) -> None:
+    device_end, adapter_end = serial_line
+    server = EmulatorServer({4: emulated("eastron_sdm230", power=-350.0)})
+    await server.start_serial(device_end, baudrate=19200)
+    line = {"serial_port": adapter_end, "baudrate": "19200", "parity": "N", "stopbits": "1"}
+    meter = ConfigSubentryData(
+        data={
+            "transport": "serial",
+            **line,
+            "unit": 4,
+            "model": "eastron_sdm230",
+            "role": "grid_meter",
+        },
+        subentry_type="modbus_device",
+        title="Eastron SDM230",
+        unique_id=f"{adapter_end}/4",
+    )
+    entry = node_entry(devices=[meter])
+    try:
+        await setup_entry(hass, entry)
+        grid = node_power(hass)["grid"]
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+    assert grid == "-350.0"
