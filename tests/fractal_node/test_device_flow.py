@@ -13,6 +13,7 @@ from homeassistant.data_entry_flow import FlowResult, FlowResultType
 from homeassistant.helpers import entity_registry as er
 from pymodbus.framer import FramerType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from serial.tools import list_ports  # type: ignore[import-untyped]
 
 from custom_components.fractal_node import device_flow, device_runtime
 from custom_components.fractal_node.const import DOMAIN
@@ -349,6 +350,10 @@ async def test_a_meter_on_an_rs485_adapter_typed_in_by_path(
     try:
         result = await start_flow(hass, node, "serial")
         assert result["step_id"] == "serial"
+        port_selector = result["data_schema"].schema["serial_port"].config
+        found = await hass.async_add_executor_job(list_ports.comports)
+        assert port_selector["options"] == sorted(port.device for port in found)
+        assert port_selector["custom_value"] is True  # the pty is not listed: typed in
         line = {"baudrate": "19200", "parity": "N", "stopbits": "1", "unit": 1}
         result = await configure(hass, result, {"serial_port": "  ", **line})
         assert result["errors"] == {"serial_port": "invalid_serial_port"}
