@@ -251,6 +251,7 @@ class ModbusDeviceSubentryFlow(ConfigSubentryFlow):
     async def _async_identify(self, user_input: dict[str, Any]) -> None:
         model = user_input[CONF_MODEL]
         regmap = None
+        self._data.pop(CONF_CUSTOM_MAP, None)  # a map pasted before choosing another model
         if model == MODEL_CUSTOM:
             text = user_input.get(CONF_CUSTOM_MAP, "")
             try:

@@ -414,3 +414,17 @@ async def test_reconfigure_changes_the_envelope_starting_from_the_one_in_force(
     assert "limits" not in only_device(node).data
     assert only_device(node).data["role"] == "sub_meter"
     assert only_device(node).data["model"] == "generic_battery"
+
+
+async def test_a_map_pasted_before_choosing_a_library_model_is_not_kept(
+    hass: HomeAssistant, node: MockConfigEntry, modbus_server: StartEmulator
+) -> None:
+    server = await modbus_server({1: emulated("eastron_sdm230")})
+    result = await at_model_step(hass, node, server.port)
+
+    result = await configure(hass, result, {"model": "custom", "custom_map": CUSTOM_MAP})
+    assert result["errors"] == {"base": "wrong_model"}  # no register 5000 on a meter
+    result = await configure(hass, result, {"model": "eastron_sdm230", "custom_map": CUSTOM_MAP})
+    await configure(hass, result, {"role": "sub_meter"})
+
+    assert "custom_map" not in only_device(node).data
