@@ -12,7 +12,14 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import CONF_MODEL, CONF_NODE_ID, DOMAIN, MODEL_SUNSPEC
 from .device_runtime import DeviceCoordinator, NodeDevice
-from .fractal.devices import Device, ModbusDeviceError, Range, Reading, WriteResult
+from .fractal.devices import (
+    Device,
+    ModbusDeviceError,
+    Range,
+    Reading,
+    SunSpecDevice,
+    WriteResult,
+)
 from .fractal.devices.regmap import IDENTITY_GROUP, Register
 
 
@@ -52,9 +59,12 @@ class ModbusDeviceEntity(CoordinatorEntity[DeviceCoordinator]):
     async def _async_write(self, value: float | str | bool) -> WriteResult:
         """Write through the library: clamped to the envelope, verified by reading back."""
         device = self.node_device.device
-        assert isinstance(device, Device)  # only map registers are writable entities
         try:
-            result = await device.write(self.key, value)
+            if isinstance(device, SunSpecDevice):  # its points are numbers only
+                result = await device.write(self.key, float(value))
+            else:
+                assert isinstance(device, Device)
+                result = await device.write(self.key, value)
         except ModbusDeviceError as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
@@ -94,3 +104,13 @@ def writable_range(node_device: NodeDevice, register: Register) -> Range:
     low = max(register.writable.min, envelope.min)
     high = min(register.writable.max, envelope.max)
     return Range(min=low, max=high) if low <= high else register.writable
+
+
+def sunspec_setpoints(node_device: NodeDevice) -> dict[str, Range]:
+    """SunSpec points the installer's envelope makes writable (SunSpec writes require one),
+    among those the device reported at set-up."""
+    device = node_device.device
+    if not isinstance(device, SunSpecDevice):
+        return {}
+    readings = node_device.coordinators["fast"].data or {}
+    return {name: bounds for name, bounds in device.envelope.items() if name in readings}

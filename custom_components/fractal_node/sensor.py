@@ -23,7 +23,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import FractalNodeConfigEntry
-from .device_entity import ModbusDeviceEntity, map_registers
+from .device_entity import ModbusDeviceEntity, map_registers, sunspec_setpoints
 from .device_runtime import DeviceCoordinator, NodeDevice
 from .entity import FractalNodeEntity
 from .fractal.devices import Reading
@@ -104,11 +104,14 @@ def _device_sensors(node_device: NodeDevice) -> list[DeviceSensor]:
             # Modes (writable with options) are shown read-only until a select platform exists.
             if r.writable is None or r.options is not None
         ]
-    # A SunSpec device: its points are known from the models it reported at set-up.
+    # A SunSpec device: its points are known from the models it reported at set-up; those the
+    # envelope makes writable are numbers instead.
+    setpoints = sunspec_setpoints(node_device)
     return [
         DeviceSensor(coordinator, name, _reading_description(reading))
         for coordinator in node_device.coordinators.values()
         for name, reading in (coordinator.data or {}).items()
+        if name not in setpoints
     ]
 
 

@@ -481,3 +481,36 @@ async def test_a_meter_on_an_rs485_line_feeds_the_grid_power(
         await server.stop()
 
     assert grid == "-350.0"
+
+
+async def test_a_sunspec_battery_charge_limit_is_a_number_within_the_envelope(
+    hass: HomeAssistant, modbus_server: StartEmulator
+) -> None:
+    storage = {
+        1: {"Mn": "Acme", "Md": "Store 10", "SN": "B-1", "Vr": "1.0"},
+        124: {"WChaMax_SF": 0, "WChaMax": 5000, "ChaState_SF": -1, "ChaState": 57.5, "ChaSt": 3},
+    }
+    server = await modbus_server({1: EmulatedSunSpec(storage)})
+    entry = node_entry(
+        devices=[device(server.port, 1, "sunspec", "battery", limits=BATTERY_LIMITS)]
+    )
+    await setup_entry(hass, entry)
+    limit = entity_id(hass, entry, 1, "storage_basic_wchamax")
+    bounds = state(hass, limit).attributes
+
+    await hass.services.async_call(
+        "number", "set_value", {"entity_id": limit, "value": 2400}, blocking=True
+    )
+    with pytest.raises(ServiceValidationError):
+        await hass.services.async_call(
+            "number", "set_value", {"entity_id": limit, "value": 3500}, blocking=True
+        )
+
+    assert (bounds["min"], bounds["max"]) == (0, 3000)  # the installer's max charge power
+    assert state(hass, limit).state == "2400.0"
+    sensors = {
+        e.domain
+        for e in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+        if e.unique_id.endswith("_storage_basic_wchamax")
+    }
+    assert sensors == {"number"}  # not also a sensor
