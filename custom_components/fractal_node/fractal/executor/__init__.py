@@ -1,0 +1,31 @@
+"""The plan executor: plans and live readings in, device set-points out (docs/executor.md).
+
+Pure functions with the clock passed in: `decide` runs every few seconds, `check_deviations`
+alongside it; `Envelope.envelope_check` is the link's plan check and `clamped_parts` lists
+what the envelope limits, for the plan's acknowledgement.
+"""
+
+from .decide import choose, decide, export_cap
+from .default_plan import CheapWindow, default_plan
+from .deviation import CHECKS, Deviation, DeviationState, check_deviations
+from .envelope import Envelope
+from .model import SAFE_DEFAULT, Decision, ExecutorState, Readings, Setpoint, Sources
+
+__all__ = [
+    "CHECKS",
+    "SAFE_DEFAULT",
+    "CheapWindow",
+    "Decision",
+    "Deviation",
+    "DeviationState",
+    "Envelope",
+    "ExecutorState",
+    "Readings",
+    "Setpoint",
+    "Sources",
+    "check_deviations",
+    "choose",
+    "decide",
+    "default_plan",
+    "export_cap",
+]
