@@ -72,11 +72,11 @@ def test_values_beyond_the_limits_are_listed_with_their_paths() -> None:
 
     assert clamped == [
         Problem(
-            "devices.battery.setpoints.values[0]", "charge 3500 W limited to max_charge_w 3000"
+            "devices.battery.setpoints.values[0]", "charge 3500 W limited to max_charge_w 3000 W"
         ),
         Problem(
             "devices.battery.setpoints.values[2]",
-            "discharge 3000 W limited to max_discharge_w 2800",
+            "discharge 3000 W limited to max_discharge_w 2800 W",
         ),
         Problem("devices.ev.windows[0].value", "40 A limited to ev_current_max_a 32 A"),
         Problem(
@@ -85,7 +85,7 @@ def test_values_beyond_the_limits_are_listed_with_their_paths() -> None:
         ),
         Problem("devices.hydro.windows[0].value", "level 1.8 m limited to the band 1.2-1.6 m"),
         Problem(
-            "devices.grid.windows[0].value", "export limit 5000 W limited to export_max_w 3680"
+            "devices.grid.windows[0].value", "export limit 5000 W limited to export_max_w 3680 W"
         ),
     ]
 

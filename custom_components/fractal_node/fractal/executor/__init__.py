@@ -10,6 +10,8 @@ from .default_plan import CheapWindow, default_plan
 from .deviation import CHECKS, Deviation, DeviationState, check_deviations
 from .envelope import Envelope
 from .model import SAFE_DEFAULT, Decision, ExecutorState, Readings, Setpoint, Sources
+from .override import override_plan
+from .registers import register_writes
 
 __all__ = [
     "CHECKS",
@@ -28,4 +30,6 @@ __all__ = [
     "decide",
     "default_plan",
     "export_cap",
+    "override_plan",
+    "register_writes",
 ]

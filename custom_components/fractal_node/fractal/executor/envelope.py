@@ -100,7 +100,7 @@ def _above(what: str, value: float, name: str, limit: float | None) -> str | Non
     if limit is None:
         return f"{what}: no {name} in the envelope, not run"
     if value > limit:
-        return f"{what} limited to {name} {limit:g}"
+        return f"{what} limited to {name} {limit:g} W"
     return None
 
 
