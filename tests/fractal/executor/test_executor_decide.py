@@ -380,3 +380,16 @@ def test_hydro_without_a_level_reading_or_a_previous_set_point_is_not_commanded(
         "no level reading and no previous set-point: not commanded"
         in decision.setpoints["hydro"].reasons
     )
+
+
+def test_a_battery_held_for_a_bad_soc_leaves_its_power_to_the_others() -> None:
+    # The battery was charging 2 kW; held at 0, that 2 kW would be exported: the EV takes it.
+    sources = aggregator(
+        battery=everywhere("battery", "balance"), ev=everywhere("ev_charger", "balance")
+    )
+    state = ExecutorState(at=NOW, setpoints={"battery": 2000.0})
+
+    decision = run(sources, soc=None, grid_w=-300, state=state)
+
+    assert battery(decision) == 0
+    assert ev(decision) == pytest.approx(2300 / 230)

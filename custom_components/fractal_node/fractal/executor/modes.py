@@ -54,11 +54,12 @@ def battery(tick: Tick, device: Device, chosen: Chosen) -> Setpoint:
     """Battery power, W (> 0 charging). Needs valid grid and SoC readings, else holds."""
     soc, grid = tick.readings.metric(device.id, "soc_pct"), tick.grid_w
     reasons = [_what(chosen)]
-    if soc is None or grid is None:
-        missing = "SoC" if soc is None else "grid"
-        reasons.append(f"no valid {missing} reading: hold")
-        return _setpoint(device, chosen, Quantity.BATTERY_W, 0.0, reasons)
     previous = tick.previous(device.id) or 0.0
+    if soc is None or grid is None:
+        reasons.append(f"no valid {'SoC' if soc is None else 'grid'} reading: hold")
+        if grid is not None:
+            tick.grid_w = grid - previous
+        return _setpoint(device, chosen, Quantity.BATTERY_W, 0.0, reasons)
     value = _site_limited(tick, _battery_target(chosen, previous, grid), previous, grid, reasons)
     value = _battery_clamped(device, value, soc, reasons)
     tick.grid_w = grid + value - previous  # what the meter should read once this applies
