@@ -81,7 +81,7 @@ def states(draw: st.DrawFn) -> ExecutorState:
     battery_soc=soc,
     hydro_level=level,
     ev_current=reading,
-    minute=st.integers(0, 150),
+    seconds=st.integers(0, 150),
 )
 def test_set_points_never_leave_the_envelope(
     *,
@@ -93,9 +93,9 @@ def test_set_points_never_leave_the_envelope(
     battery_soc: object,
     hydro_level: object,
     ev_current: object,
-    minute: int,
+    seconds: int,
 ) -> None:
-    now = START + timedelta(minutes=5, seconds=minute)
+    now = START + timedelta(minutes=5, seconds=seconds)
     readings = Readings(
         grid_w=grid_w,
         devices={
