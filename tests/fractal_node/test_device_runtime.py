@@ -514,3 +514,19 @@ async def test_a_sunspec_battery_charge_limit_is_a_number_within_the_envelope(
         if e.unique_id.endswith("_storage_basic_wchamax")
     }
     assert sensors == {"number"}  # not also a sensor
+
+
+async def test_each_poll_group_is_polled_on_its_own_interval_from_the_map(
+    hass: HomeAssistant, home: tuple[MockConfigEntry, Any]
+) -> None:
+    entry, _ = home
+
+    meter = entry.runtime_data.devices[subentry_id(entry, 1)].coordinators
+    battery = entry.runtime_data.devices[subentry_id(entry, 3)].coordinators
+
+    # eastron_sdm230 and generic_battery: fast every 5 s, energy every minute.
+    assert {group: c.update_interval for group, c in meter.items()} == {
+        "fast": timedelta(seconds=5),
+        "energy": timedelta(seconds=60),
+    }
+    assert set(battery) == {"fast", "energy"}
