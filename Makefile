@@ -17,9 +17,11 @@ lint:
 	$(VENV)/ruff format --check .
 
 # Two runs: the library is one package under two names (`fractal` and, inside the integration,
-# `custom_components.fractal_node.fractal`), and mypy must see each name on its own.
+# `custom_components.fractal_node.fractal`), and mypy must see each name on its own. Only the
+# first puts the integration's folder on the path (to find `fractal`); in the second, platform
+# modules such as select.py would otherwise clash with the standard library's.
 typecheck:
-	$(VENV)/mypy -p fractal -p aggregator_cloud
+	MYPYPATH=custom_components/fractal_node:. $(VENV)/mypy -p fractal -p aggregator_cloud
 	$(VENV)/mypy -p custom_components.fractal_node
 
 pytest:
