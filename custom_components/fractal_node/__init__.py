@@ -44,8 +44,7 @@ from .fractal.tls import CertificateInfo, CredentialError
 from .modbus import described_device
 from .services import async_setup_services
 
-# No select platform yet: mypy's path maps a select.py here onto the stdlib module `select`.
-PLATFORMS = [Platform.NUMBER, Platform.SENSOR, Platform.SWITCH]
+PLATFORMS = [Platform.NUMBER, Platform.SELECT, Platform.SENSOR, Platform.SWITCH]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 

@@ -101,8 +101,7 @@ def _device_sensors(node_device: NodeDevice) -> list[DeviceSensor]:
         return [
             DeviceSensor(node_device.coordinators[r.group], r.name, _register_description(r))
             for r in registers
-            # Modes (writable with options) are shown read-only until a select platform exists.
-            if r.writable is None or r.options is not None
+            if r.writable is None  # writable registers are numbers, selects or switches
         ]
     # A SunSpec device: its points are known from the models it reported at set-up; those the
     # envelope makes writable are numbers instead.

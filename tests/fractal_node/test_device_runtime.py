@@ -94,7 +94,7 @@ def entity_id(hass: HomeAssistant, entry: MockConfigEntry, unit: int, key: str) 
     unique_id = f"{NODE_ID}_{subentry_id(entry, unit)}_{key}"
     found = [
         registry.async_get_entity_id(domain, DOMAIN, unique_id)
-        for domain in ("sensor", "number", "switch")
+        for domain in ("sensor", "number", "select", "switch")
     ]
     (entity,) = [entity for entity in found if entity is not None]
     return entity
@@ -530,3 +530,31 @@ async def test_each_poll_group_is_polled_on_its_own_interval_from_the_map(
         "energy": timedelta(seconds=60),
     }
     assert set(battery) == {"fast", "energy"}
+
+
+async def test_a_battery_mode_is_a_select_showing_the_device_state(
+    hass: HomeAssistant, home: tuple[MockConfigEntry, Any]
+) -> None:
+    entry, server = home
+    server.devices[3].set("mode", 2)
+    await poll(hass, entry, 3)
+
+    mode = entity_id(hass, entry, 3, "mode")  # exactly one entity: a select, not a sensor too
+
+    assert mode.startswith("select.")
+    assert state(hass, mode).attributes["options"] == ["auto", "charge", "discharge", "hold"]
+    assert state(hass, mode).state == "discharge"
+
+
+async def test_selecting_a_mode_writes_its_code_to_the_device(
+    hass: HomeAssistant, home: tuple[MockConfigEntry, Any]
+) -> None:
+    entry, server = home
+    mode = entity_id(hass, entry, 3, "mode")
+
+    await hass.services.async_call(
+        "select", "select_option", {"entity_id": mode, "option": "charge"}, blocking=True
+    )
+
+    assert server.devices[3].raw("mode") == [1]
+    assert state(hass, mode).state == "charge"
