@@ -2,7 +2,7 @@
 VENV := .venv/bin
 DATA ?= data
 
-.PHONY: setup demo test lint typecheck pytest benchmarks clean
+.PHONY: setup demo test lint typecheck pytest benchmarks docs clean
 
 setup:
 	@scripts/setup.sh
@@ -29,6 +29,9 @@ pytest:
 
 benchmarks: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(VENV)/python $$b || exit 1; done
+
+docs: setup
+	$(VENV)/mkdocs serve -a 127.0.0.1:8000
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
