@@ -7,8 +7,15 @@ the dispatcher counts them and logs the first one from each node (and when the n
 and never stops for them. A lost broker is reconnected to.
 
 Delivery: QoS 1 with a persistent session (fixed client id, clean_session off), so messages
-sent while the dispatcher is reconnecting wait in mosquitto. Handlers are synchronous: an
-SQLite commit takes milliseconds, and running them in order keeps each node's replay in order.
+sent while the dispatcher is reconnecting wait in mosquitto. paho acknowledges each message as
+it hands it over, before it is stored: the nodes' replay and the (node, seq) dedupe, not the
+PUBACK, are what make a message that dies with the process come again.
+
+Group commit: the commit (an fsync) bounds the ingest rate, so the messages that have arrived
+(up to GROUP_MESSAGES, collected for at most GROUP_SECONDS) are handled in one transaction,
+each in a savepoint of its own; results are reported once the group is committed. Idle, a
+group is one message and waits for nothing. Handlers are synchronous and run in order, which
+keeps each node's replay in order.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import json
 import logging
 import ssl
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -31,13 +38,17 @@ from aggregator_cloud.handlers import (
     handle_shadow_documents,
     handle_telemetry_batch,
 )
-from aggregator_cloud.store import FleetStore
+from aggregator_cloud.store import FleetStore, GroupedFleetStore, TransactionLost
 
 LOGGER = logging.getLogger(__name__)
 
 CLIENT_ID: Final = "fractal-aggregator-rules"
 RECONNECT_SECONDS: Final = (0.5, 1.0, 2.0, 5.0)
 """Waits between reconnection attempts; the last one repeats."""
+GROUP_MESSAGES: Final = 200
+"""Most messages per transaction: bounds how long a group holds the event loop."""
+GROUP_SECONDS: Final = 0.05
+"""Longest a group keeps collecting after its first message, so results are not held back."""
 
 
 Handler = Callable[[Mapping[str, Any], FleetStore], HandlerResult]
@@ -86,7 +97,7 @@ class RulesDispatcher:
 
     def __init__(
         self,
-        store: FleetStore,
+        store: GroupedFleetStore,
         port: int,
         *,
         host: str = "127.0.0.1",
@@ -109,26 +120,77 @@ class RulesDispatcher:
         self.connections = 0
         self.errors = 0
         """Messages a handler failed on (a bug or a storage fault): logged with the trace."""
+        self.rollbacks = 0
+        """Groups that could not be committed and were redone one message at a time."""
         self._failing: set[tuple[str, str]] = set()
 
     def dispatch(self, topic: str, payload: bytes) -> HandlerResult | None:
-        """Handle one message as its rule would; None if no rule selects the topic."""
-        rule = next((rule for rule in RULES if rule.matches(topic)), None)
+        """Handle one message as its rule would; None if no rule selects the topic (or its
+        handler failed: counted in `errors`)."""
+        return self.dispatch_group([(topic, payload)])[0]
+
+    def dispatch_group(self, messages: Sequence[tuple[str, bytes]]) -> list[HandlerResult | None]:
+        """Handle (topic, payload) messages in order, in one transaction; each message's
+        writes are all or nothing. If the group cannot be committed it is rolled back, said
+        once, and its messages are handled again one transaction each, so a storage fault
+        costs only the messages it hits."""
+        try:
+            with self._store.atomic():
+                outcomes = [
+                    self._handle(topic, payload, grouped=True) for topic, payload in messages
+                ]
+        except Exception as error:
+            outcomes = self._redo(messages, error)
+        return [self._report(outcome) for outcome in outcomes]
+
+    def _redo(self, messages: Sequence[tuple[str, bytes]], error: Exception) -> list[_Outcome]:
+        """The group was rolled back: nothing of it is stored, so handle each message again
+        in a transaction of its own."""
+        if len(messages) == 1:
+            topic = messages[0][0]
+            return [_Outcome(_rule_of(topic), topic, error=error)]
+        self.rollbacks += 1
+        LOGGER.warning(
+            "rules: a group of %d messages was rolled back (%s); storing them one by one",
+            len(messages),
+            error,
+        )
+        return [self._handle(topic, payload, grouped=False) for topic, payload in messages]
+
+    def _handle(self, topic: str, payload: bytes, *, grouped: bool) -> _Outcome:
+        rule = _rule_of(topic)
         if rule is None:
-            return None
+            return _Outcome(rule, topic)
         event = rule_event(rule, topic, payload)
         if isinstance(event, str):
-            result = HandlerResult(topic.split("/")[rule.thing_level], problems=(event,))
-        else:
-            try:
-                result = rule.handler(event, self._store)
-            except Exception:
-                # The handlers refuse bad input themselves: this is a bug or a storage
-                # fault. Keep serving the other nodes.
-                self.errors += 1
-                LOGGER.exception("%s: failed to handle a message on %s", rule.name, topic)
-                return None
-        self._account(rule, topic, result)
+            node = topic.split("/")[rule.thing_level]
+            return _Outcome(rule, topic, HandlerResult(node, problems=(event,)))
+        try:
+            with self._store.atomic():
+                return _Outcome(rule, topic, rule.handler(event, self._store))
+        except TransactionLost as error:
+            if grouped:
+                raise  # the whole group is gone: the caller redoes it
+            return _Outcome(rule, topic, error=error)
+        except Exception as error:
+            # The handlers refuse bad input themselves: this is a bug or a storage fault.
+            # Its writes are undone; the other messages go on.
+            return _Outcome(rule, topic, error=error)
+
+    def _report(self, outcome: _Outcome) -> HandlerResult | None:
+        rule, result = outcome.rule, outcome.result
+        if rule is None:
+            return None
+        if result is None:
+            self.errors += 1
+            LOGGER.error(
+                "%s: failed to handle a message on %s",
+                rule.name,
+                outcome.topic,
+                exc_info=outcome.error,
+            )
+            return None
+        self._account(rule, outcome.topic, result)
         if self.on_result is not None:
             self.on_result(result)
         return result
@@ -192,7 +254,41 @@ class RulesDispatcher:
                 LOGGER.info("rules: reconnected to the broker")
             if subscribed is not None:
                 subscribed()
-            async for message in client.messages:
-                payload = message.payload
-                data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
-                self.dispatch(message.topic.value, data)
+            messages = client.messages
+            async for first in messages:
+                group = [_message(first)]
+                try:
+                    await _fill(group, messages)
+                finally:
+                    # Even when cancelled or disconnected: paho has acknowledged these.
+                    self.dispatch_group(group)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What became of one message, reported once its group is committed (or redone)."""
+
+    rule: Rule | None
+    topic: str
+    result: HandlerResult | None = None
+    error: BaseException | None = None
+
+
+def _rule_of(topic: str) -> Rule | None:
+    return next((rule for rule in RULES if rule.matches(topic)), None)
+
+
+async def _fill(group: list[tuple[str, bytes]], messages: aiomqtt.MessagesIterator) -> None:
+    """Add the messages already received, up to GROUP_MESSAGES or GROUP_SECONDS. Under load
+    the queue refills while a group is being stored, so groups grow just when one commit per
+    message would fall behind; idle, nothing is waited for."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + GROUP_SECONDS
+    # Each `anext` lets the loop read the socket once more, so the queue keeps filling.
+    while len(messages) and len(group) < GROUP_MESSAGES and loop.time() < deadline:
+        group.append(_message(await anext(messages)))
+
+
+def _message(message: aiomqtt.Message) -> tuple[str, bytes]:
+    payload = message.payload
+    return message.topic.value, bytes(payload) if isinstance(payload, bytes | bytearray) else b""

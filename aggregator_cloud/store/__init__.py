@@ -5,10 +5,12 @@ from .records import (
     PENDING,
     FleetRegistry,
     FleetStore,
+    GroupedFleetStore,
     Insertion,
     NodeRecord,
     PlanState,
     TelemetrySink,
+    TransactionLost,
 )
 from .sqlite import SqliteStore
 
@@ -19,10 +21,12 @@ __all__ = [
     "RESAMPLED_COLUMNS",
     "FleetRegistry",
     "FleetStore",
+    "GroupedFleetStore",
     "Insertion",
     "NodeRecord",
     "PlanState",
     "SqliteStore",
     "TelemetrySink",
+    "TransactionLost",
     "group_totals",
 ]

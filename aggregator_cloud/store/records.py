@@ -6,6 +6,7 @@ DynamoDB/S3 while the local runtime uses `SqliteStore`."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -104,3 +105,17 @@ class FleetRegistry(Protocol):
 
 class FleetStore(TelemetrySink, FleetRegistry, Protocol):
     """Both: what the local rules dispatcher hands every handler."""
+
+
+class TransactionLost(RuntimeError):
+    """The store undid the whole transaction an inner `atomic()` block was in (SQLite does so
+    after a disk-full or I/O error): nothing written in it since it began is stored."""
+
+
+class GroupedFleetStore(FleetStore, Protocol):
+    """A FleetStore whose writes can be grouped: what the local rules dispatcher needs."""
+
+    def atomic(self) -> AbstractContextManager[object]:
+        """All or nothing. The outermost block is one transaction (one commit); a block inside
+        it undoes only its own writes when it raises, or raises TransactionLost when the
+        whole transaction was undone."""

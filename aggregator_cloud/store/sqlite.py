@@ -19,7 +19,7 @@ import pandas as pd
 from fractal.protocol import NodeDescriptor, PlanAck, Reading, TelemetrySnapshot, to_jsonable
 
 from .frames import FIELDS, group_totals
-from .records import Insertion, NodeRecord, PlanState
+from .records import Insertion, NodeRecord, PlanState, TransactionLost
 
 SCHEMA_VERSION = 1
 
@@ -77,7 +77,12 @@ class SqliteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
+        # Re-entrant: the store's own writes nest inside a caller's `atomic()` group.
+        self._lock = threading.RLock()
+        self._depth = 0
+        """Transactions and savepoints open (0: none)."""
+        self.commits = 0
+        """Transactions committed: with group commits, fewer than the messages stored."""
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -108,15 +113,55 @@ class SqliteStore:
         self.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        """All or nothing: a transaction (one commit, one fsync), or inside one, a savepoint.
+
+        The rules dispatcher opens one around a group of messages and one per message inside
+        it, so many messages share a commit and a failing one undoes only its own writes.
+        Raises TransactionLost when SQLite has already rolled the enclosing transaction back
+        (after a disk-full or I/O error, say): the whole group must then be redone."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            manager = self._savepoint() if self._depth else self._outermost()
+            with manager:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+
+    @contextmanager
+    def _outermost(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
             self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        finally:
+            self._depth = 0
+        self.commits += 1
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        # Outside a transaction, SAVEPOINT would quietly start (and commit) one of its own.
+        self._check_in_transaction()
+        name = f"nested_{self._depth}"
+        self._db.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._check_in_transaction()
+            self._db.execute(f"ROLLBACK TO {name}")
+            self._db.execute(f"RELEASE {name}")
+            raise
+        finally:
+            self._depth -= 1
+        self._check_in_transaction()
+        self._db.execute(f"RELEASE {name}")
+
+    def _check_in_transaction(self) -> None:
+        if not self._db.in_transaction:
+            raise TransactionLost("SQLite rolled back the enclosing transaction")
 
     # --- TelemetrySink -------------------------------------------------------------------
 
@@ -124,8 +169,9 @@ class SqliteStore:
         self, node: str, samples: Sequence[Reading], seen_at: datetime | None = None
     ) -> Insertion:
         seqs = [sample.seq for sample in samples] or [0]
-        # One transaction, one fsync: the commit is what bounds the ingest rate.
-        with self._transaction() as db:
+        # One transaction, one fsync (or a savepoint in the caller's group): the commit is
+        # what bounds the ingest rate.
+        with self.atomic() as db:
             if seen_at is not None:
                 _touch(db, node, seen_at)
             stored = dict(
@@ -149,13 +195,13 @@ class SqliteStore:
         return Insertion(inserted, len(samples) - inserted, conflicts)
 
     def mark_seen(self, node: str, when: datetime) -> None:
-        with self._transaction() as db:
+        with self.atomic() as db:
             _touch(db, node, when)
 
     # --- FleetRegistry -------------------------------------------------------------------
 
     def record_descriptor(self, descriptor: NodeDescriptor) -> None:
-        with self._transaction() as db:
+        with self.atomic() as db:
             _ensure_node(db, descriptor.node)
             db.execute(
                 "UPDATE nodes SET name = ?, link = ?, software = ?, descriptor = ? WHERE node = ?",
@@ -174,7 +220,7 @@ class SqliteStore:
             )
 
     def record_snapshot(self, snapshot: TelemetrySnapshot) -> bool:
-        with self._transaction() as db:
+        with self.atomic() as db:
             _ensure_node(db, snapshot.node)
             cursor = db.execute(
                 "UPDATE nodes SET snapshot = ?, snapshot_ts = ? "
@@ -189,14 +235,14 @@ class SqliteStore:
             return cursor.rowcount == 1
 
     def record_link_state(self, node: str, state: Mapping[str, Any]) -> None:
-        with self._transaction() as db:
+        with self.atomic() as db:
             _ensure_node(db, node)
             db.execute(
                 "UPDATE nodes SET link_state = ? WHERE node = ?", (json.dumps(dict(state)), node)
             )
 
     def record_desired_plan(self, node: str, plan_id: str, expiry: datetime) -> None:
-        with self._transaction() as db:
+        with self.atomic() as db:
             _ensure_node(db, node)
             db.execute(
                 "UPDATE nodes SET desired_plan_id = ?, desired_plan_expiry = ? WHERE node = ?",
@@ -204,7 +250,7 @@ class SqliteStore:
             )
 
     def record_plan_ack(self, node: str, ack: PlanAck) -> bool:
-        with self._transaction() as db:
+        with self.atomic() as db:
             _ensure_node(db, node)
             cursor = db.execute(
                 "UPDATE nodes SET ack_id = ?, ack_status = ?, ack_reason = ?, ack_ts = ? "

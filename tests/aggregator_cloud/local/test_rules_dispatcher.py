@@ -29,6 +29,7 @@ from tests.support.fleet_documents import (
     snapshot,
 )
 from tests.support.plain_mosquitto import PlainMosquitto
+from tests.support.sqlite_faults import FAULT, fail_samples_of
 
 TELEMETRY = "$aws/rules/fractal_telemetry/{}"
 CLASSIC = "$aws/things/{}/shadow/update/documents"
@@ -143,6 +144,92 @@ def test_a_storage_fault_is_logged_and_does_not_stop_the_dispatcher(tmp_path: Pa
 
     assert result is None
     assert dispatcher.errors == 1
+
+
+# --- groups: many messages, one commit ---------------------------------------------------
+
+
+def burst(nodes: int, batches: int) -> list[tuple[str, bytes]]:
+    """Batches 1..`batches` of nodes n1..n`nodes`, interleaved as they arrive from a fleet."""
+    return [
+        (TELEMETRY.format(f"n{node}"), telemetry(f"n{node}", seq))
+        for seq in range(1, batches + 1)
+        for node in range(1, nodes + 1)
+    ]
+
+
+def test_a_group_is_one_commit_and_every_message_gets_its_own_result(store: SqliteStore) -> None:
+    results: list[HandlerResult] = []
+    dispatcher = RulesDispatcher(store, port=1, on_result=results.append)
+    messages = [
+        *burst(nodes=4, batches=10),
+        (TELEMETRY.format("n1"), telemetry("n1", 3)),  # a replay inside the same group
+        (TELEMETRY.format("n2"), b"{not json"),
+        (
+            CLASSIC.format("n1"),
+            encoded(documents_message(reported={"telemetry": snapshot("n1", 3)})),
+        ),
+    ]
+
+    returned = dispatcher.dispatch_group(messages)
+
+    assert store.commits == 1
+    assert returned == results
+    assert [(r.stored, r.duplicates) for r in results[:40]] == [(5, 0)] * 40
+    assert (results[40].stored, results[40].duplicates) == (0, 5)
+    assert "not JSON" in results[41].problems[0]
+    assert results[42].ok
+    assert [store.sample_count(f"n{node}") for node in range(1, 5)] == [50] * 4
+    assert dispatcher.accepted == {"fractal_telemetry": 41, "fractal_shadow": 1}
+    assert dispatcher.refused == {"n2": 1}
+
+
+def test_a_message_the_store_fails_on_is_undone_alone_and_the_group_committed(
+    tmp_path: Path, store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    fail_samples_of(tmp_path / "fleet.sqlite", "n2", rollback=False)
+    dispatcher = RulesDispatcher(store, port=1)
+
+    results = dispatcher.dispatch_group(burst(nodes=3, batches=2))
+
+    assert [r is not None and r.stored for r in results] == [5, False, 5, 5, False, 5]
+    assert (store.commits, dispatcher.errors, dispatcher.rollbacks) == (1, 2, 0)
+    assert [record.node for record in store.nodes()] == ["n1", "n3"]  # n2 not even "seen"
+    failures = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in failures] == [
+        "fractal_telemetry: failed to handle a message on $aws/rules/fractal_telemetry/n2"
+    ] * 2
+    assert all(FAULT in str(r.exc_info[1]) for r in failures if r.exc_info)
+
+
+def test_a_group_sqlite_rolls_back_is_said_once_and_redone_a_message_at_a_time(
+    tmp_path: Path, store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    fail_samples_of(tmp_path / "fleet.sqlite", "n2", rollback=True)
+    results: list[HandlerResult] = []
+    dispatcher = RulesDispatcher(store, port=1, on_result=results.append)
+    caplog.set_level(logging.WARNING, logger="aggregator_cloud.local.rules")
+
+    dispatcher.dispatch_group(burst(nodes=3, batches=2))
+    after = dispatcher.dispatch_group(burst(nodes=1, batches=3))  # the stream goes on
+
+    # Only what was really stored is reported: no result from the rolled-back attempt.
+    assert [(r.node, r.stored, r.duplicates) for r in results] == [
+        ("n1", 5, 0),
+        ("n3", 5, 0),
+        ("n1", 5, 0),
+        ("n3", 5, 0),
+        ("n1", 0, 5),
+        ("n1", 0, 5),
+        ("n1", 5, 0),
+    ]
+    assert [r is not None and r.stored for r in after] == [0, 0, 5]
+    assert (dispatcher.rollbacks, dispatcher.errors) == (1, 2)
+    assert store.commits == 4 + 1
+    assert [store.sample_count(node) for node in ("n1", "n2", "n3")] == [15, 0, 10]
+    rolled_back = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(rolled_back) == 1
+    assert rolled_back[0].startswith("rules: a group of 6 messages was rolled back")
 
 
 # --- run: through a real broker -----------------------------------------------------------
@@ -264,3 +351,27 @@ async def test_garbage_through_the_broker_does_not_stop_the_flow(
     assert "'n1'" in results[3].problems[0]
     assert store.sample_count("n1") == 10
     assert store.sample_count("n2") == 0
+
+
+async def test_a_burst_through_the_broker_is_stored_exactly_once(
+    tmp_path: Path, store: SqliteStore, socket_enabled: None
+) -> None:
+    # Sent while the dispatcher is away, the burst arrives as fast as the broker can send it.
+    messages = burst(nodes=5, batches=40)
+    messages.insert(100, (TELEMETRY.format("n3"), b"garbage"))
+    replay = burst(nodes=5, batches=10)
+    with PlainMosquitto.started(tmp_path) as broker:
+        async with running(store, broker.port) as first:
+            pass
+        await publish(broker.port, messages + replay)
+
+        async with running(store, broker.port) as dispatcher:
+            results = await dispatcher.handled(len(messages) + len(replay))
+
+    assert first.dispatcher.connections == 1
+    assert [r.ok for r in results].count(False) == 1
+    assert sum(r.stored for r in results) == 5 * 40 * 5
+    assert sum(r.duplicates for r in results) == 5 * 10 * 5
+    for node in range(1, 6):
+        assert list(store.samples(f"n{node}")["seq"]) == list(range(1, 201))
+    assert dispatcher.dispatcher.errors == 0
