@@ -4,6 +4,12 @@ Requests are serialised: an RS485 bus and most TCP gateways answer one request a
 single-client devices accept one connection only. Connecting backs off exponentially after
 failures so a dead gateway costs nothing between attempts; a timeout resets the connection so a
 late answer cannot be mistaken for the next one.
+
+pymodbus logs an ERROR or WARNING of its own on every failed request ("No response
+received...", "Failed to connect...", "Exception response..."). Each of those failures reaches
+the caller as an exception, and the device logs "stopped answering" once per outage, so the
+first Gateway demotes these known per-request lines to DEBUG on pymodbus's loggers: they stay
+visible with debug logging for pymodbus, and a device that is down no longer floods the log.
 """
 
 from __future__ import annotations
@@ -25,6 +31,17 @@ from .planner import ReadBlock
 from .regmap import Table
 
 _LOGGER = logging.getLogger(__name__)
+
+PYMODBUS_LOGGERS = ("pymodbus", "pymodbus.logging")
+"""Where pymodbus logs: its `Log` helper uses `pymodbus.logging`. A logger's filters only see
+records made on that very logger, not its children's, hence both."""
+PER_REQUEST_MESSAGES = (
+    "No response received",  # a timeout: raised to the caller as DeviceTimeout
+    "Failed to connect",  # raised as GatewayUnavailable, with back-off
+    "Not connected, trying to connect",
+    "Cancel send, because not connected",
+    "Exception response",  # raised as DeviceException, with the code's meaning
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,30 @@ def _make_client(endpoint: Endpoint, timeout: float) -> Any:
     )
 
 
+class PerRequestNoise(logging.Filter):
+    """Demotes pymodbus's per-request failure lines (PER_REQUEST_MESSAGES) to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG or not record.getMessage().startswith(
+            PER_REQUEST_MESSAGES
+        ):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        # The logger passed the record at its first level: ask again at DEBUG.
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_NOISE_FILTER = PerRequestNoise()
+
+
+def quiet_pymodbus() -> None:
+    """Install the filter on pymodbus's loggers, once (every Gateway calls this)."""
+    for name in PYMODBUS_LOGGERS:
+        logger = logging.getLogger(name)
+        if _NOISE_FILTER not in logger.filters:
+            logger.addFilter(_NOISE_FILTER)
+
+
 class Gateway:
     """The single connection to one endpoint, shared by every unit id behind it."""
 
@@ -92,6 +133,7 @@ class Gateway:
         self.requests = 0
         self._client: Any = None
         self._lock = asyncio.Lock()
+        quiet_pymodbus()
 
     async def read(self, unit: int, block: ReadBlock[Any]) -> list[int]:
         """Read one block; coils come back as 0/1."""
