@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from homeassistant.const import CONF_NAME, Platform
+from homeassistant.const import CONF_NAME, EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
@@ -38,10 +38,12 @@ from .device_runtime import (
     device_subentries,
     new_pool,
 )
+from .fractal.executor import Envelope
 from .fractal.link_settings import check_link_credentials
 from .fractal.node import LinkMode, NodeConfig, NodeRuntime, power_flows
 from .fractal.tls import CertificateInfo, CredentialError
 from .modbus import described_device
+from .node_link import NodeLink, async_start_link
 from .services import async_setup_services
 
 PLATFORMS = [Platform.NUMBER, Platform.SELECT, Platform.SENSOR, Platform.SWITCH]
@@ -66,6 +68,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry) 
     entry.runtime_data = FractalNodeData(runtime, coordinator, certificate, pool, devices)
     entry.async_on_unload(runtime.add_listener(coordinator.async_set_updated_data))
     _async_feed_power_flows(entry, runtime, devices)
+    envelope = Envelope(runtime.descriptor())
+    entry.runtime_data.link = await _async_start_link(hass, entry, runtime, envelope)
     entry.async_on_unload(entry.add_update_listener(_async_reload_on_update))
     if certificate is not None:
         _async_watch_certificate(hass, entry, certificate)
@@ -74,7 +78,33 @@ async def async_setup_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry) 
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry) -> bool:
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded and entry.runtime_data.link is not None:
+        # Awaited here, not as an unload callback: a pending TLS handshake with an untrusted
+        # broker can hold the CRT client's stop for longer than those are given (10 s).
+        await entry.runtime_data.link.async_stop()
+    return unloaded
+
+
+async def _async_start_link(
+    hass: HomeAssistant, entry: FractalNodeConfigEntry, runtime: NodeRuntime, envelope: Envelope
+) -> NodeLink | None:
+    """Start a linked node's link; stopped on unload, on Home Assistant's stop, or (as an
+    unload callback) when set-up fails after this point."""
+    try:
+        node_link = await async_start_link(hass, runtime, entry.data, envelope.envelope_check)
+    except ValueError as error:  # awscrt refused the PEM text the checks accepted
+        raise ConfigEntryAuthFailed(
+            translation_domain=DOMAIN,
+            translation_key="credentials_rejected",
+            translation_placeholders={"problems": str(error)},
+        ) from error
+    if node_link is not None:
+        entry.async_on_unload(node_link.async_stop)
+        entry.async_on_unload(
+            hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, node_link.async_stop)
+        )
+    return node_link
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry) -> None:

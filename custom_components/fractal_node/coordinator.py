@@ -17,6 +17,7 @@ from .device_runtime import NodeDevice, new_pool
 from .fractal.devices import GatewayPool
 from .fractal.node import NodeRuntime, NodeState
 from .fractal.tls import CertificateInfo
+from .node_link import NodeLink
 
 
 @dataclass
@@ -28,6 +29,7 @@ class FractalNodeData:
     certificate: CertificateInfo | None  # None for a standalone node
     pool: GatewayPool = field(default_factory=new_pool)  # one connection per Modbus gateway
     devices: dict[str, NodeDevice] = field(default_factory=dict)  # by subentry id
+    link: NodeLink | None = None  # None for a standalone node
 
 
 type FractalNodeConfigEntry = ConfigEntry[FractalNodeData]

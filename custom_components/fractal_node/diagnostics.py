@@ -12,6 +12,7 @@ from homeassistant.core import HomeAssistant
 from .const import CONF_CA_PEM, CONF_CERTIFICATE_PEM, CONF_ENDPOINT, CONF_PRIVATE_KEY_PEM, CONF_TAGS
 from .coordinator import FractalNodeConfigEntry
 from .device_runtime import NodeDevice
+from .fractal.protocol import to_jsonable
 
 # PEM text and key material never leave; the host / endpoint would identify a broker or an
 # AWS account, and tag values (a street, a feeder) where a home is.
@@ -38,9 +39,39 @@ async def async_get_config_entry_diagnostics(
             "not_before": certificate.not_before.isoformat(),
             "not_after": certificate.not_after.isoformat(),
         },
-        "state": asdict(data.runtime.state()),
+        "state": _state(entry),
+        "link": _link(entry),
         "devices": [_device(node_device) for node_device in data.devices.values()],
     }
+
+
+def _state(entry: FractalNodeConfigEntry) -> dict[str, Any]:
+    state = asdict(entry.runtime_data.runtime.state())
+    state["link_reason"] = _without_address(entry, state["link_reason"])
+    return state
+
+
+def _link(entry: FractalNodeConfigEntry) -> dict[str, Any] | None:
+    """The link's delivery and buffer (how far behind the node is), and the last plan answer."""
+    node_link = entry.runtime_data.link
+    if node_link is None:
+        return None
+    status = node_link.link.status
+    return {
+        "state": status.state.value,
+        "reason": _without_address(entry, status.reason),
+        "delivered_seq": status.delivered_seq,
+        "buffer": asdict(status.buffer) if status.buffer else None,
+        "plan_ack": to_jsonable(status.plan_ack) if status.plan_ack else None,
+    }
+
+
+def _without_address(entry: FractalNodeConfigEntry, text: str | None) -> str | None:
+    """`text` with the broker's host or endpoint redacted (errors may name it)."""
+    for key in (CONF_HOST, CONF_ENDPOINT):
+        if text and (address := entry.data.get(key)):
+            text = text.replace(address, REDACTED)
+    return text
 
 
 def _device(node_device: NodeDevice) -> dict[str, Any]:

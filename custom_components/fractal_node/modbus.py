@@ -50,6 +50,7 @@ from .fractal.devices import (
 from .fractal.devices.regmap import IDENTITY_GROUP, parse_map
 from .fractal.protocol import Device as DescribedDevice
 from .fractal.protocol import DeviceEnvelope, DeviceKind
+from .fractal.protocol.rules import MODES_BY_KIND
 
 Endpoint = TcpEndpoint | SerialEndpoint
 CUSTOM_MAP_SOURCE: Final = "custom map"
@@ -150,19 +151,20 @@ KIND_OF_ROLE: Final = {
 
 
 def described_device(device_id: str, data: Mapping[str, Any]) -> DescribedDevice:
-    """The device as the node descriptor tells the aggregator: kind, model and envelope.
-
-    No capabilities yet: modes are offered once the plan executor can carry them out.
-    """
+    """The device as the node descriptor tells the aggregator: kind, model, the modes it
+    accepts (every mode the protocol allows its kind: the executor carries them all out) and
+    its envelope."""
     limits = data.get(CONF_LIMITS, {})
     envelope = DeviceEnvelope(**{ENVELOPE_NAMES[name]: value for name, value in limits.items()})
     manufacturer = model = None
     if data[CONF_MODEL] != MODEL_SUNSPEC:
         regmap = register_map(data)
         manufacturer, model = regmap.manufacturer[:64], regmap.model[:64]
+    kind = KIND_OF_ROLE[Role(data[CONF_ROLE])]
     return DescribedDevice(
         id=device_id,
-        kind=KIND_OF_ROLE[Role(data[CONF_ROLE])],
+        kind=kind,
+        capabilities=tuple(sorted(MODES_BY_KIND[kind])),
         manufacturer=manufacturer,
         model=model,
         envelope=envelope,

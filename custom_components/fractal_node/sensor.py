@@ -38,6 +38,7 @@ PARALLEL_UPDATES = 0
 class FractalNodeSensorDescription(SensorEntityDescription):
     value_fn: Callable[[NodeState], str | float | datetime | None]
     available_fn: Callable[[NodeState], bool] = lambda _: True
+    attributes_fn: Callable[[NodeState], dict[str, str | None]] | None = None
 
 
 def _power(key: str, value_fn: Callable[[NodeState], float | None]) -> FractalNodeSensorDescription:
@@ -61,6 +62,8 @@ SENSORS: tuple[FractalNodeSensorDescription, ...] = (
         options=[status.value for status in LinkStatus],
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda state: state.link_status.value,
+        # Why it is not connected, or which operation fails while connected.
+        attributes_fn=lambda state: {"reason": state.link_reason},
     ),
     FractalNodeSensorDescription(
         key="plan_status",
@@ -155,6 +158,11 @@ class FractalNodeSensor(FractalNodeEntity, SensorEntity):
     @property
     def native_value(self) -> str | float | datetime | None:
         return self.entity_description.value_fn(self.coordinator.data)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, str | None] | None:
+        attributes_fn = self.entity_description.attributes_fn
+        return attributes_fn(self.coordinator.data) if attributes_fn else None
 
 
 class DeviceSensor(ModbusDeviceEntity, SensorEntity):

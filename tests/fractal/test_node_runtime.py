@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 from fractal import __version__
+from fractal.link.shadow_link import LinkState
+from fractal.link.shadow_link import LinkStatus as LinkReport
 from fractal.node import (
-    LINK_NOT_AVAILABLE,
     LinkMode,
     LinkStatus,
     NodeConfig,
@@ -18,7 +19,7 @@ from fractal.node import (
     valid_node_id,
     valid_node_name,
 )
-from fractal.protocol import NodeDescriptor, dump, parse, to_jsonable
+from fractal.protocol import NodeDescriptor, PlanAck, PlanStatus, dump, parse, to_jsonable
 
 
 def test_standalone_node_is_standalone_without_plan_or_power() -> None:
@@ -29,10 +30,40 @@ def test_standalone_node_is_standalone_without_plan_or_power() -> None:
 
 
 @pytest.mark.parametrize("link", [LinkMode.LOCAL, LinkMode.AWS])
-def test_linked_node_says_it_is_disconnected_and_why(link: LinkMode) -> None:
+def test_linked_node_starts_connecting(link: LinkMode) -> None:
     state = NodeRuntime(NodeConfig("home-1", "Home 1", link)).state()
-    assert state.link_status is LinkStatus.DISCONNECTED
-    assert state.link_reason == LINK_NOT_AVAILABLE
+    assert state.link_status is LinkStatus.CONNECTING
+    assert state.link_reason is None
+
+
+def test_the_links_status_and_its_last_ack_become_the_nodes() -> None:
+    runtime = NodeRuntime(NodeConfig("home-1", "Home 1", LinkMode.LOCAL))
+    seen: list[NodeState] = []
+    runtime.add_listener(seen.append)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    runtime.link_changed(LinkReport(LinkState.ERROR, reason="refused by the broker"))
+    assert (runtime.state().link_status, runtime.state().link_reason) == (
+        LinkStatus.ERROR,
+        "refused by the broker",
+    )
+    ack = PlanAck(id="p1", status=PlanStatus.REJECTED, ts=when, reason="slots: bad")
+    runtime.link_changed(LinkReport(LinkState.CONNECTED, plan_ack=ack))
+    assert runtime.state().link_status is LinkStatus.CONNECTED
+    assert runtime.state().link_reason is None
+    assert runtime.state().plan_status is NodePlanStatus.REJECTED
+    runtime.link_changed(LinkReport(LinkState.CONNECTED, plan_ack=ack))  # nothing new
+    assert len(seen) == 2
+    runtime.link_changed(LinkReport(LinkState.STOPPED))
+    assert runtime.state().link_status is LinkStatus.DISCONNECTED
+    assert runtime.state().link_reason == "stopped"
+    assert runtime.state().plan_status is NodePlanStatus.REJECTED  # no ack: the last one stays
+
+
+def test_a_sample_carries_the_known_power_flows_in_utc() -> None:
+    runtime = NodeRuntime(NodeConfig("home-1", "Home 1", LinkMode.LOCAL))
+    runtime.set_power(PowerFlows(grid_w=120.0, pv_w=None, battery_w=-500.0, load_w=None))
+    sample = runtime.sample(datetime(2026, 1, 1, 12, tzinfo=UTC))
+    assert sample == {"ts": "2026-01-01T12:00:00+00:00", "grid_w": 120.0, "battery_w": -500.0}
 
 
 def test_config_tags_cannot_be_changed_afterwards() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -26,11 +28,14 @@ NODE_ID = "elm-road-12"
 NAME = "Elm Road 12"
 TAGS = {"street": "Elm Road", "feeder": "F12"}
 AWS_ENDPOINT = "abc123-ats.iot.eu-west-2.amazonaws.com"
+# Linked entries really connect: to a loopback port where nothing listens (refused at once),
+# unless a test starts a real aggregator.
+LOCAL_BROKER = "127.0.0.1"
 
 
 def local_settings(ca: CertificateAuthority, node: Issued) -> dict[str, Any]:
     return {
-        CONF_HOST: "192.168.1.20",
+        CONF_HOST: LOCAL_BROKER,
         CONF_PORT: 8883,
         CONF_CA_PEM: ca.certificate_pem,
         CONF_CERTIFICATE_PEM: node.certificate_pem,
@@ -71,6 +76,13 @@ def issue_for(ca: CertificateAuthority, *, valid_for: timedelta) -> Issued:
     """A node certificate valid from a day ago until ``valid_for`` from now."""
     now = now_utc()
     return ca.issue(NODE_ID, not_before=now - timedelta(days=1), not_after=now + valid_for)
+
+
+async def until(condition: Callable[[], bool], limit: float = 30.0) -> None:
+    """Wait until `condition()` holds (a real broker or device answers in its own time)."""
+    async with asyncio.timeout(limit):
+        while not condition():  # noqa: ASYNC110 (state from several sources; no Event)
+            await asyncio.sleep(0.05)
 
 
 async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:

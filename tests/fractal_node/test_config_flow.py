@@ -393,6 +393,7 @@ async def test_reconfigure_to_standalone_forgets_the_credentials(
         result["flow_id"], {CONF_LINK: "standalone"}
     )
     assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()  # the reload stops the link
     assert entry.data == {CONF_NAME: NAME, CONF_NODE_ID: NODE_ID, CONF_LINK: "standalone"}
     assert entry.options  # tags are the options flow's business
 
@@ -417,6 +418,7 @@ async def test_reconfigure_same_link_starts_from_the_current_settings(
         result["flow_id"], settings | {CONF_ENDPOINT: new_endpoint, CONF_PORT: 443}
     )
     assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()  # the reload stops the link
     assert entry.data[CONF_ENDPOINT] == new_endpoint
     assert entry.data[CONF_PORT] == 443
 
@@ -516,6 +518,7 @@ async def test_reauth_on_aws_asks_only_for_certificate_and_key(
         },
     )
     assert result["reason"] == "reauth_successful"
+    await hass.async_block_till_done()  # the reload stops the link
     assert entry.data[CONF_CERTIFICATE_PEM] == renewed.certificate_pem
     assert entry.data[CONF_CA_PEM] == amazon_root_ca.certificate_pem
 

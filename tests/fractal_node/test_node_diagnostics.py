@@ -13,11 +13,13 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from tests.fractal_node.helpers import (
     AWS_ENDPOINT,
+    LOCAL_BROKER,
     NODE_ID,
     aws_settings,
     local_settings,
     node_entry,
     setup_entry,
+    until,
 )
 from tests.support.certificates import CertificateAuthority, Issued
 
@@ -39,6 +41,7 @@ async def test_local_node_diagnostics_redact_every_secret(
 ) -> None:
     entry = node_entry("local", **local_settings(local_ca, node_credentials))
     await setup_entry(hass, entry)
+    await until(lambda: entry.runtime_data.runtime.state().link_status == "disconnected")
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
 
     assert diagnostics["entry"]["data"] == {
@@ -57,6 +60,9 @@ async def test_local_node_diagnostics_redact_every_secret(
     assert certificate["issuer"] == "CN=Fractal Aggregator CA"
     assert certificate["not_after"] == node_credentials.certificate.not_valid_after_utc.isoformat()
     assert diagnostics["state"]["link_status"] == "disconnected"
+    assert "CONNECTION_REFUSED" in diagnostics["state"]["link_reason"]
+    assert diagnostics["link"]["state"] == "disconnected"
+    assert diagnostics["link"]["buffer"]["pending"] == 0
     assert diagnostics["state"]["power"] == {
         "grid_w": None,
         "pv_w": None,
@@ -66,7 +72,7 @@ async def test_local_node_diagnostics_redact_every_secret(
 
     text = json.dumps(diagnostics)
     assert "BEGIN" not in text
-    assert "192.168.1.20" not in text
+    assert LOCAL_BROKER not in text
     assert 'Elm Road"' not in text  # tag values
     for line in pem_bodies(
         local_ca.certificate_pem, node_credentials.certificate_pem, node_credentials.private_key_pem
@@ -102,4 +108,5 @@ async def test_standalone_node_diagnostics(
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     assert diagnostics["certificate"] is None
     assert diagnostics["state"]["link_status"] == "standalone"
+    assert diagnostics["link"] is None
     assert diagnostics["state"]["link_reason"] is None

@@ -15,7 +15,7 @@ from custom_components.fractal_node.fractal.node import (
     NodeState,
     PowerFlows,
 )
-from tests.fractal_node.helpers import NODE_ID, local_settings, node_entry, setup_entry
+from tests.fractal_node.helpers import NODE_ID, local_settings, node_entry, setup_entry, until
 from tests.support.certificates import CertificateAuthority, Issued
 
 POWER_SENSORS = ("grid_power", "pv_power", "battery_power", "load_power")
@@ -69,13 +69,20 @@ async def test_a_standalone_node_shows_its_first_entities(
     assert all(entity.disabled_by is None for entity in entities)
 
 
-async def test_a_linked_node_says_it_is_disconnected(
+async def test_a_linked_node_without_its_broker_says_disconnected_and_why(
     hass: HomeAssistant, local_ca: CertificateAuthority, node_credentials: Issued
 ) -> None:
+    # Nothing listens on the helpers' broker address: the connection is refused.
     await setup_entry(hass, node_entry("local", **local_settings(local_ca, node_credentials)))
+
+    def link_state() -> str | None:
+        state = hass.states.get("sensor.elm_road_12_link_status")
+        return state.state if state else None
+
+    await until(lambda: link_state() == "disconnected")
     state = hass.states.get("sensor.elm_road_12_link_status")
     assert state is not None
-    assert state.state == "disconnected"
+    assert "CONNECTION_REFUSED" in state.attributes["reason"]
 
 
 async def test_sensors_follow_the_runtime(hass: HomeAssistant) -> None:

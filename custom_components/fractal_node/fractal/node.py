@@ -5,28 +5,30 @@ This is the HA-free core the integration's coordinator wraps:
 * power flows are computed from the devices' power readings by their roles (`power_flows`),
   and are ``None`` (the integration shows them unavailable) while no device measures them;
 * a standalone node reports link status ``standalone``;
-* a linked node (local aggregator or AWS IoT) reports ``disconnected`` with a reason, because
-  the link itself (awsiotsdk shadow client) arrives in a later issue. It must not pretend to be
-  connected.
+* a linked node (local aggregator or AWS IoT) starts ``connecting``; its `ShadowLink`'s status
+  (`link_changed`) then says ``connected``, ``disconnected`` or ``error`` with the reason, and
+  the acknowledgement it last wrote gives the plan status;
+* `sample` is the telemetry reading the node records every few seconds (its power flows).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
 
 from pydantic import TypeAdapter, ValidationError
 
 from . import __version__
+from .link.shadow_link import LinkState
+from .link.shadow_link import LinkStatus as LinkReport
 from .protocol import Device, LinkMode, NodeDescriptor
 from .protocol.types import NodeId, ShortText
 from .tags import validate_tags
 
 __all__ = [
-    "LINK_NOT_AVAILABLE",
     "LinkMode",
     "LinkStatus",
     "NodeConfig",
@@ -82,7 +84,15 @@ class NodePlanStatus(StrEnum):
     DEFAULT = "default"
 
 
-LINK_NOT_AVAILABLE = "the aggregator link is not available in this version of Fractal Node"
+_LINK_STATES: Mapping[LinkState, LinkStatus] = MappingProxyType(
+    {
+        LinkState.CONNECTING: LinkStatus.CONNECTING,
+        LinkState.CONNECTED: LinkStatus.CONNECTED,
+        LinkState.DISCONNECTED: LinkStatus.DISCONNECTED,
+        LinkState.ERROR: LinkStatus.ERROR,
+        LinkState.STOPPED: LinkStatus.DISCONNECTED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -204,6 +214,45 @@ class NodeRuntime:
         if power != self._state.power:
             self.publish(replace(self._state, power=power))
 
+    def link_changed(self, report: LinkReport) -> None:
+        """The link's new status: connection state and reason, and the plan status from the
+        acknowledgement it last wrote (a stopped link reads as disconnected)."""
+        plan = self._state.plan_status
+        if report.plan_ack is not None:
+            plan = NodePlanStatus(report.plan_ack.status.value)
+        reason = report.reason
+        if report.state is LinkState.STOPPED:
+            reason = "stopped"
+        changed = replace(
+            self._state,
+            link_status=_LINK_STATES[report.state],
+            link_reason=reason,
+            plan_status=plan,
+        )
+        if changed != self._state:
+            self.publish(changed)
+
+    def set_plan_status(self, status: NodePlanStatus) -> None:
+        if status is not self._state.plan_status:
+            self.publish(replace(self._state, plan_status=status))
+
+    def sample(self, now: datetime) -> dict[str, object]:
+        """The telemetry reading for `now` (a protocol Reading without `seq`): the power flows
+        the node knows, unknown ones left out. ``ts`` in UTC, ISO-8601."""
+        power = self._state.power
+        flows = {
+            "grid_w": power.grid_w,
+            "pv_w": power.pv_w,
+            "battery_w": power.battery_w,
+            "load_w": power.load_w,
+        }
+        sample: dict[str, object] = {"ts": now.astimezone(UTC).isoformat()}
+        sample.update({name: value for name, value in flows.items() if value is not None})
+        return sample
+
+    def telemetry_recorded(self, at: datetime) -> None:
+        self.publish(replace(self._state, last_telemetry=at))
+
     def publish(self, state: NodeState) -> None:
         """Replace the state and notify listeners (the link and executor will call this, in
         the thread that owns the runtime: Home Assistant's event loop)."""
@@ -215,4 +264,4 @@ class NodeRuntime:
 def _initial_state(link: LinkMode) -> NodeState:
     if link is LinkMode.STANDALONE:
         return NodeState(LinkStatus.STANDALONE, NodePlanStatus.NONE)
-    return NodeState(LinkStatus.DISCONNECTED, NodePlanStatus.NONE, link_reason=LINK_NOT_AVAILABLE)
+    return NodeState(LinkStatus.CONNECTING, NodePlanStatus.NONE)

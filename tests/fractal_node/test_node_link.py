@@ -1,0 +1,232 @@
+"""A linked node in Home Assistant against a real local aggregator (`fractal-aggregator serve`:
+mosquitto + the shadow service), through the real awsiotsdk link; plans are written with the
+unchanged boto3 `iot-data` client, as the aggregator's planner does."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
+from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.fractal_node import node_link
+from custom_components.fractal_node.const import (
+    CONF_CA_PEM,
+    CONF_CERTIFICATE_PEM,
+    CONF_LINK,
+    CONF_NODE_ID,
+    CONF_PRIVATE_KEY_PEM,
+    CONF_TAGS,
+    DOMAIN,
+)
+from tests.fractal_node.helpers import until
+from tests.support.local_aggregator import LocalAggregator, NodeCredentials, iot_data
+
+
+@pytest.fixture(autouse=True)
+def _loopback_sockets(socket_enabled: None) -> None:
+    """boto3 talks to the aggregator's REST side on 127.0.0.1."""
+
+
+@pytest.fixture(scope="module")
+def aggregator() -> Iterator[LocalAggregator]:
+    with LocalAggregator.started() as running:
+        yield running
+
+
+@pytest.fixture
+def config_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """Each test's own config directory, so each node starts with an empty telemetry buffer."""
+    hass.config.config_dir = str(tmp_path)
+    return tmp_path
+
+
+def linked_entry(
+    aggregator: LocalAggregator,
+    node: NodeCredentials,
+    devices: list[ConfigSubentryData] | None = None,
+) -> MockConfigEntry:
+    """The entry the config flow makes from the files `enroll` wrote."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=node.node_id,
+        unique_id=node.node_id,
+        data={
+            CONF_NAME: node.node_id,
+            CONF_NODE_ID: node.node_id,
+            CONF_LINK: "local",
+            CONF_HOST: "127.0.0.1",
+            CONF_PORT: aggregator.mqtt_port,
+            CONF_CA_PEM: node.ca.read_text(),
+            CONF_CERTIFICATE_PEM: node.certificate.read_text(),
+            CONF_PRIVATE_KEY_PEM: node.private_key.read_text(),
+        },
+        options={CONF_TAGS: {"street": "Elm Road"}},
+        subentries_data=devices or [],
+    )
+
+
+def iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def plan_doc(node: str, plan_id: str, devices: dict[str, Any]) -> dict[str, Any]:
+    """A plan that started five minutes ago: four half-hour slots, valid for two hours."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    return {
+        "schema": "fractal.plan.v1",
+        "id": plan_id,
+        "node": node,
+        "issued": iso(start - timedelta(minutes=1)),
+        "start": iso(start),
+        "step": 1800,
+        "slots": 4,
+        "expiry": iso(start + timedelta(hours=2)),
+        "source": "aggregator",
+        "devices": devices,
+    }
+
+
+def write_desired_plan(aggregator: LocalAggregator, node: str, plan: object) -> None:
+    payload = json.dumps({"state": {"desired": {"plan": plan}}})
+    iot_data(aggregator).update_thing_shadow(thingName=node, shadowName="plan", payload=payload)
+
+
+def shadow(aggregator: LocalAggregator, node: str, name: str | None = None) -> dict[str, Any]:
+    """The `reported` side of a shadow ({} while there is none)."""
+    client = iot_data(aggregator)
+    try:
+        if name is None:
+            response = client.get_thing_shadow(thingName=node)
+        else:
+            response = client.get_thing_shadow(thingName=node, shadowName=name)
+    except client.exceptions.ResourceNotFoundException:
+        return {}
+    reported: dict[str, Any] = json.loads(response["payload"].read())["state"].get("reported", {})
+    return reported
+
+
+def sensor(hass: HomeAssistant, node: str, key: str) -> str:
+    state = hass.states.get(f"sensor.{node.replace('-', '_')}_{key}")
+    assert state is not None, key
+    return state.state
+
+
+async def test_a_linked_node_connects_reports_and_answers_plans(
+    hass: HomeAssistant, aggregator: LocalAggregator, config_dir: Path
+) -> None:
+    node = await hass.async_add_executor_job(aggregator.enroll, "hearth-1")
+    entry = linked_entry(aggregator, node)
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert (config_dir / ".storage" / DOMAIN / "hearth-1.telemetry.db").is_file()
+
+    await until(lambda: sensor(hass, "hearth-1", "link_status") == "connected")
+    # The descriptor reaches the classic shadow once connected.
+    await hass.async_add_executor_job(
+        _wait_for, lambda: "node" in shadow(aggregator, "hearth-1"), "descriptor"
+    )
+    descriptor = shadow(aggregator, "hearth-1")["node"]
+    assert (descriptor["node"], descriptor["tags"], descriptor["link"]) == (
+        "hearth-1",
+        {"street": "Elm Road"},
+        "local",
+    )
+
+    # A valid plan (no devices to command: this home only measures) runs at once.
+    await hass.async_add_executor_job(
+        write_desired_plan, aggregator, "hearth-1", plan_doc("hearth-1", "plan-1", {})
+    )
+    await until(lambda: sensor(hass, "hearth-1", "plan_status") == "executing")
+    await hass.async_add_executor_job(
+        _wait_for,
+        lambda: shadow(aggregator, "hearth-1", "plan").get("plan", {}).get("id") == "plan-1",
+        "ack of plan-1",
+    )
+    assert shadow(aggregator, "hearth-1", "plan")["plan"]["status"] == "executing"
+
+    # A plan for a device this node does not have is rejected whole, with the reason.
+    rejected = plan_doc(
+        "hearth-1",
+        "plan-2",
+        {"battery": {"kind": "battery", "windows": [{"start": 0, "end": 4, "mode": "hold"}]}},
+    )
+    await hass.async_add_executor_job(write_desired_plan, aggregator, "hearth-1", rejected)
+    await until(lambda: sensor(hass, "hearth-1", "plan_status") == "rejected")
+    await hass.async_add_executor_job(
+        _wait_for,
+        lambda: shadow(aggregator, "hearth-1", "plan").get("plan", {}).get("id") == "plan-2",
+        "ack of plan-2",
+    )
+    ack = shadow(aggregator, "hearth-1", "plan")["plan"]
+    assert ack["status"] == "rejected"
+    assert "has no device 'battery'" in ack["reason"]
+    running = entry.runtime_data.link
+    assert running is not None
+    in_force = running.link.plan_in_force
+    assert in_force is not None
+    assert in_force.id == "plan-1"  # the old plan keeps running
+
+    # Garbage is rejected too.
+    await hass.async_add_executor_job(
+        write_desired_plan, aggregator, "hearth-1", {"id": "plan-3", "slots": "many"}
+    )
+    await hass.async_add_executor_job(
+        _wait_for,
+        lambda: shadow(aggregator, "hearth-1", "plan").get("plan", {}).get("id") == "plan-3",
+        "ack of plan-3",
+    )
+    assert shadow(aggregator, "hearth-1", "plan")["plan"]["status"] == "rejected"
+
+    # Unloading stops the link: the CRT client is gone and the status says so.
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert running.link.status.state == "stopped"  # stop() waited for the CRT client
+    assert sensor(hass, "hearth-1", "link_status") == "unavailable"
+
+
+async def test_telemetry_every_ten_seconds_reaches_the_aggregator(
+    hass: HomeAssistant,
+    aggregator: LocalAggregator,
+    config_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(node_link, "TELEMETRY_INTERVAL", timedelta(seconds=0.2))
+    node = await hass.async_add_executor_job(aggregator.enroll, "hearth-2")
+    entry = linked_entry(aggregator, node)
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await until(lambda: sensor(hass, "hearth-2", "link_status") == "connected")
+    # The broker acknowledged a sample: last telemetry is its time.
+    await until(lambda: sensor(hass, "hearth-2", "last_telemetry") not in ("unknown", ""))
+    reported = datetime.fromisoformat(sensor(hass, "hearth-2", "last_telemetry"))
+    assert abs((datetime.now(UTC) - reported).total_seconds()) < 30
+    await hass.async_add_executor_job(
+        _wait_for, lambda: "telemetry" in shadow(aggregator, "hearth-2"), "snapshot"
+    )
+    snapshot = shadow(aggregator, "hearth-2")["telemetry"]
+    assert snapshot["node"] == "hearth-2"
+    assert snapshot["seq"] >= 1
+    assert "link" in shadow(aggregator, "hearth-2")
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+def _wait_for(condition: Any, what: str, limit: float = 30.0) -> None:
+    """Poll the aggregator from a worker thread (boto3 blocks)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
