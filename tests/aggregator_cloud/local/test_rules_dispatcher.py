@@ -375,3 +375,6 @@ async def test_a_burst_through_the_broker_is_stored_exactly_once(
     for node in range(1, 6):
         assert list(store.samples(f"n{node}")["seq"]) == list(range(1, 201))
     assert dispatcher.dispatcher.errors == 0
+    # mosquitto resumes the session with a burst (up to 20 unacknowledged messages in flight),
+    # so messages are already waiting when a group starts: they share its commit.
+    assert store.commits < len(results)
