@@ -38,9 +38,11 @@ from .device_runtime import (
     device_subentries,
     new_pool,
 )
+from .executor_runtime import ExecutorCoordinator, NodeExecutor
 from .fractal.executor import Envelope
 from .fractal.link_settings import check_link_credentials
 from .fractal.node import LinkMode, NodeConfig, NodeRuntime, power_flows
+from .fractal.protocol import Plan
 from .fractal.tls import CertificateInfo, CredentialError
 from .modbus import described_device
 from .node_link import NodeLink, async_start_link
@@ -70,6 +72,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry) 
     _async_feed_power_flows(entry, runtime, devices)
     envelope = Envelope(runtime.descriptor())
     entry.runtime_data.link = await _async_start_link(hass, entry, runtime, envelope)
+    entry.runtime_data.executor = _start_executor(hass, entry, envelope)
     entry.async_on_unload(entry.add_update_listener(_async_reload_on_update))
     if certificate is not None:
         _async_watch_certificate(hass, entry, certificate)
@@ -84,6 +87,30 @@ async def async_unload_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry)
         # broker can hold the CRT client's stop for longer than those are given (10 s).
         await entry.runtime_data.link.async_stop()
     return unloaded
+
+
+def _start_executor(
+    hass: HomeAssistant, entry: FractalNodeConfigEntry, envelope: Envelope
+) -> NodeExecutor:
+    """Run the plan executor every few seconds: the aggregator's plan in force (if linked),
+    the local default plan, and the householder's override."""
+    data = entry.runtime_data
+    node_link = data.link
+
+    def aggregator_plan() -> Plan | None:
+        return node_link.link.plan_in_force if node_link is not None else None
+
+    executor = NodeExecutor(
+        hass,
+        data.runtime,
+        data.devices,
+        envelope,
+        aggregator_plan=aggregator_plan,
+        coordinator=ExecutorCoordinator(hass, entry),
+    )
+    executor.start()
+    entry.async_on_unload(executor.stop)
+    return executor
 
 
 async def _async_start_link(

@@ -14,6 +14,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .const import DOMAIN, LOGGER
 from .device_runtime import NodeDevice, new_pool
+from .executor_runtime import NodeExecutor
 from .fractal.devices import GatewayPool
 from .fractal.node import NodeRuntime, NodeState
 from .fractal.tls import CertificateInfo
@@ -30,6 +31,7 @@ class FractalNodeData:
     pool: GatewayPool = field(default_factory=new_pool)  # one connection per Modbus gateway
     devices: dict[str, NodeDevice] = field(default_factory=dict)  # by subentry id
     link: NodeLink | None = None  # None for a standalone node
+    executor: NodeExecutor | None = None  # set once set-up has the devices and the link
 
 
 type FractalNodeConfigEntry = ConfigEntry[FractalNodeData]

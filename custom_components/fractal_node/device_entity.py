@@ -35,7 +35,7 @@ class ModbusDeviceEntity(CoordinatorEntity[DeviceCoordinator]):
         self.key = key
         self._attr_name = key.replace("_", " ").capitalize()
         self._attr_unique_id = f"{entry.data[CONF_NODE_ID]}_{subentry.subentry_id}_{key}"
-        self._attr_device_info = _device_info(node_device, entry.data[CONF_NODE_ID])
+        self._attr_device_info = device_info(node_device, entry.data[CONF_NODE_ID])
 
     @property
     def node_device(self) -> NodeDevice:
@@ -75,7 +75,7 @@ class ModbusDeviceEntity(CoordinatorEntity[DeviceCoordinator]):
         return result
 
 
-def _device_info(node_device: NodeDevice, node_id: str) -> DeviceInfo:
+def device_info(node_device: NodeDevice, node_id: str) -> DeviceInfo:
     device, subentry = node_device.device, node_device.subentry
     manufacturer, model = "SunSpec", "SunSpec device"
     if isinstance(device, Device):

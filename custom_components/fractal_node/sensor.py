@@ -21,14 +21,21 @@ from homeassistant.components.sensor import (
 from homeassistant.const import EntityCategory, UnitOfPower
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .coordinator import FractalNodeConfigEntry
-from .device_entity import ModbusDeviceEntity, map_registers, sunspec_setpoints
+from .const import CONF_NODE_ID, Role
+from .coordinator import FractalNodeConfigEntry, FractalNodeCoordinator
+from .device_entity import ModbusDeviceEntity, device_info, map_registers, sunspec_setpoints
 from .device_runtime import DeviceCoordinator, NodeDevice
 from .entity import FractalNodeEntity
+from .executor_runtime import ExecutorCoordinator
 from .fractal.devices import Reading
 from .fractal.devices.regmap import Register
+from .fractal.executor import Setpoint
+from .fractal.executor.decide import CONVERTERS
 from .fractal.node import LinkStatus, NodePlanStatus, NodeState
+from .fractal.protocol.rules import MODES_BY_KIND
+from .modbus import KIND_OF_ROLE
 
 # The coordinator pushes updates; entities never poll.
 PARALLEL_UPDATES = 0
@@ -94,8 +101,14 @@ async def async_setup_entry(
 ) -> None:
     coordinator = entry.runtime_data.coordinator
     async_add_entities(FractalNodeSensor(coordinator, description) for description in SENSORS)
+    executor = entry.runtime_data.executor
+    assert executor is not None  # set-up starts it before the platforms
+    async_add_entities([NextPlanChangeSensor(executor.coordinator, coordinator)])
     for subentry_id, node_device in entry.runtime_data.devices.items():
-        async_add_entities(_device_sensors(node_device), config_subentry_id=subentry_id)
+        sensors: list[SensorEntity] = list(_device_sensors(node_device))
+        if KIND_OF_ROLE[Role(node_device.role)] in CONVERTERS:
+            sensors.append(CurrentModeSensor(executor.coordinator, node_device, subentry_id))
+        async_add_entities(sensors, config_subentry_id=subentry_id)
 
 
 def _device_sensors(node_device: NodeDevice) -> list[DeviceSensor]:
@@ -176,3 +189,81 @@ class DeviceSensor(ModbusDeviceEntity, SensorEntity):
     def native_value(self) -> str | float | None:
         value = self.reading.value if self.reading else None
         return value if isinstance(value, str | int | float) else None
+
+
+MODE_OPTIONS: list[str] = sorted(
+    {mode.value for kind in CONVERTERS for mode in MODES_BY_KIND[kind]}
+)
+CURRENT_MODE = SensorEntityDescription(
+    key="current_mode",
+    translation_key="current_mode",
+    device_class=SensorDeviceClass.ENUM,
+    options=MODE_OPTIONS,
+)
+NEXT_PLAN_CHANGE = SensorEntityDescription(
+    key="next_plan_change",
+    translation_key="next_plan_change",
+    device_class=SensorDeviceClass.TIMESTAMP,
+)
+EXECUTOR_SENSORS = (CURRENT_MODE, NEXT_PLAN_CHANGE)
+"""The executor's sensors: a controllable device's current mode, the node's next plan change."""
+
+
+class CurrentModeSensor(CoordinatorEntity[ExecutorCoordinator], SensorEntity):
+    """What the executor runs on a controllable device now: the mode, with the set-point, the
+    plan it comes from and the reasons (clamps, holds) as attributes."""
+
+    _attr_has_entity_name = True
+    entity_description = CURRENT_MODE
+
+    def __init__(
+        self, coordinator: ExecutorCoordinator, node_device: NodeDevice, device_id: str
+    ) -> None:
+        super().__init__(coordinator)
+        entry = coordinator.config_entry
+        assert entry is not None
+        node_id = entry.data[CONF_NODE_ID]
+        self._device_id = device_id
+        self._attr_unique_id = f"{node_id}_{device_id}_current_mode"
+        self._attr_device_info = device_info(node_device, node_id)
+
+    @property
+    def _setpoint(self) -> Setpoint | None:
+        return self.coordinator.data.setpoints.get(self._device_id)
+
+    @property
+    def native_value(self) -> str | None:
+        setpoint = self._setpoint
+        return setpoint.mode.value if setpoint is not None and setpoint.mode else None
+
+    @property
+    def extra_state_attributes(self) -> dict[str, object] | None:
+        setpoint = self._setpoint
+        if setpoint is None:
+            return None
+        return {
+            "setpoint": setpoint.value,
+            "quantity": setpoint.quantity.value,
+            "source": setpoint.source,
+            "plan_id": setpoint.plan_id,
+            "reasons": list(setpoint.reasons),
+        }
+
+
+class NextPlanChangeSensor(CoordinatorEntity[ExecutorCoordinator], SensorEntity):
+    """When the plans in force next change a device's command (or end)."""
+
+    _attr_has_entity_name = True
+    entity_description = NEXT_PLAN_CHANGE
+
+    def __init__(
+        self, coordinator: ExecutorCoordinator, node_coordinator: FractalNodeCoordinator
+    ) -> None:
+        super().__init__(coordinator)
+        node = FractalNodeEntity(node_coordinator, NEXT_PLAN_CHANGE)
+        self._attr_unique_id = node.unique_id
+        self._attr_device_info = node.device_info
+
+    @property
+    def native_value(self) -> datetime | None:
+        return self.coordinator.data.next_change

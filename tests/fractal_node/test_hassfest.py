@@ -48,7 +48,7 @@ from custom_components.fractal_node.device_runtime import ISSUE_DEVICE_UNAVAILAB
 from custom_components.fractal_node.fractal.devices import shipped_map_names
 from custom_components.fractal_node.fractal.node import LinkMode
 from custom_components.fractal_node.fractal.tls import CredentialError
-from custom_components.fractal_node.sensor import SENSORS
+from custom_components.fractal_node.sensor import EXECUTOR_SENSORS, SENSORS
 from tests.fractal_node.helpers import aws_settings, local_settings, node_entry, setup_entry
 from tests.support.certificates import CertificateAuthority, Issued
 
@@ -511,11 +511,13 @@ def test_the_link_selector_has_a_label_for_every_link(strings: dict[str, Any]) -
 
 # --- entities, icons, services, exceptions, issues ---------------------------------------------
 
+ALL_SENSORS = (*SENSORS, *EXECUTOR_SENSORS)
+
 
 def test_every_entity_name_and_enum_state_has_its_text(strings: dict[str, Any]) -> None:
     texts = strings["entity"]["sensor"]
-    assert set(texts) == {description.translation_key for description in SENSORS}
-    for description in SENSORS:
+    assert set(texts) == {description.translation_key for description in ALL_SENSORS}
+    for description in ALL_SENSORS:
         entity = texts[description.translation_key]
         assert entity["name"]
         if description.device_class is SensorDeviceClass.ENUM:
@@ -527,7 +529,7 @@ def test_every_entity_name_and_enum_state_has_its_text(strings: dict[str, Any]) 
 def test_icons_match_the_entities_and_services() -> None:
     icons = load_json(INTEGRATION / "icons.json")
     icon = re.compile(r"^mdi:[a-z0-9-]+$")
-    sensors = {description.translation_key: description for description in SENSORS}
+    sensors = {description.translation_key: description for description in ALL_SENSORS}
     assert set(icons) <= {"entity", "services"}
     assert set(icons["entity"]["sensor"]) == set(sensors)
     for key, entity in icons["entity"]["sensor"].items():

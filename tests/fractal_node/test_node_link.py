@@ -17,7 +17,7 @@ from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.fractal_node import node_link
+from custom_components.fractal_node import executor_runtime, node_link
 from custom_components.fractal_node.const import (
     CONF_CA_PEM,
     CONF_CERTIFICATE_PEM,
@@ -27,7 +27,10 @@ from custom_components.fractal_node.const import (
     CONF_TAGS,
     DOMAIN,
 )
+from tests.fractal.devices.modbus_emulator import EmulatedDevice
+from tests.fractal_node.conftest import StartEmulator
 from tests.fractal_node.helpers import until
+from tests.fractal_node.test_device_runtime import BATTERY_LIMITS, device, emulated
 from tests.support.local_aggregator import LocalAggregator, NodeCredentials, iot_data
 
 
@@ -230,3 +233,85 @@ def _wait_for(condition: Any, what: str, limit: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+async def test_a_charge_window_reaches_the_battery_within_its_envelope(
+    hass: HomeAssistant,
+    aggregator: LocalAggregator,
+    config_dir: Path,
+    modbus_server: StartEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(executor_runtime, "TICK_INTERVAL", timedelta(seconds=0.2))
+    battery = emulated("generic_battery", power=0, soc=57.5)
+    server = await modbus_server({1: emulated("eastron_sdm230", power=500.0), 3: battery})
+    node = await hass.async_add_executor_job(aggregator.enroll, "hearth-3")
+    entry = linked_entry(
+        aggregator,
+        node,
+        [
+            device(server.port, 1, "eastron_sdm230", "grid_meter"),
+            device(server.port, 3, "generic_battery", "battery", limits=BATTERY_LIMITS),
+        ],
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    (battery_id,) = (
+        device_id
+        for device_id, node_device in entry.runtime_data.devices.items()
+        if node_device.role == "battery"
+    )
+    node_device = entry.runtime_data.devices[battery_id]
+    descriptor = entry.runtime_data.runtime.descriptor()
+    capabilities = {device.id: device.capabilities for device in descriptor.devices}
+    assert capabilities[battery_id] == ("balance", "charge", "discharge", "hold", "off")
+
+    # Before any plan: the default plan balances against the 500 W import (the emulated meter
+    # does not follow, so the discharge grows each tick up to the envelope's 2500 W).
+    mode_sensor = f"sensor.{node_device.subentry.title.replace(' ', '_')}_current_mode"
+    await until(lambda: _state(hass, mode_sensor) == "balance")
+    await until(lambda: battery_setpoint(battery) == (-2500, 2))  # discharge, at most 2500 W
+
+    await until(lambda: sensor(hass, "hearth-3", "link_status") == "connected")
+    plan = plan_doc(
+        "hearth-3",
+        "charge-1",
+        {
+            battery_id: {
+                "kind": "battery",
+                "windows": [
+                    {"start": 0, "end": 2, "mode": "charge", "value": 5000},
+                    {"start": 2, "end": 4, "mode": "hold"},
+                ],
+            }
+        },
+    )
+    await hass.async_add_executor_job(write_desired_plan, aggregator, "hearth-3", plan)
+    await until(lambda: sensor(hass, "hearth-3", "plan_status") == "executing")
+    # 5000 W asked, the installer's 3000 W maximum written, with the mode that switches it on.
+    await until(lambda: battery_setpoint(battery) == (3000, 1))
+    state = hass.states.get(mode_sensor)
+    assert state is not None
+    assert state.state == "charge"
+    assert state.attributes["setpoint"] == 3000
+    assert state.attributes["plan_id"] == "charge-1"
+    assert any("max_charge_w" in reason for reason in state.attributes["reasons"])
+    next_change = datetime.fromisoformat(sensor(hass, "hearth-3", "next_plan_change"))
+    assert next_change == datetime.fromisoformat(plan["start"]) + timedelta(hours=1)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+def battery_setpoint(battery: EmulatedDevice) -> tuple[int, int]:
+    """(power_setpoint W, mode code) as the emulated battery's registers hold them."""
+    high, low, *_ = battery.raw("power_setpoint")
+    power = (high << 16) | low
+    if power >= 1 << 31:
+        power -= 1 << 32
+    return power, battery.raw("mode")[0]
+
+
+def _state(hass: HomeAssistant, entity_id: str) -> str | None:
+    state = hass.states.get(entity_id)
+    return state.state if state else None

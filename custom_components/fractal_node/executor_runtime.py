@@ -1,0 +1,219 @@
+"""The plan executor inside Home Assistant (docs/executor.md): every 5 s the library's `decide`
+turns the plans in force into set-points, which are written to the devices.
+
+* Readings: the node's grid power (its power flows) and each device's latest polled values,
+  named as the executor expects (`soc_pct`, `current_a`, `level_m`).
+* Sources, by priority: the householder's override (`override`), the aggregator's plan in
+  force (the link's inbox), the local default plan (made again each UTC day).
+* Writes: `register_writes` names the generic maps' registers; `Device.write` clamps to the
+  installer's envelope again and reads back. A device is written only when its set-point
+  changes (or the last write failed); a failed write is logged once per device until one works.
+* Results are pushed to an `ExecutorCoordinator`: the current mode of each controllable device
+  and the next change of the plans in force.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Final
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+from homeassistant.util import dt as dt_util
+
+from .const import DOMAIN
+from .device_runtime import NodeDevice
+from .fractal.devices import Device, ModbusDeviceError
+from .fractal.executor import (
+    Envelope,
+    ExecutorState,
+    Readings,
+    Setpoint,
+    Sources,
+    decide,
+    default_plan,
+    register_writes,
+)
+from .fractal.node import NodeRuntime
+from .fractal.protocol import Plan
+
+_LOGGER = logging.getLogger(__package__)
+
+TICK_INTERVAL: Final = timedelta(seconds=5)
+# The executor's metric names, from the generic maps' register names.
+METRICS: Final = MappingProxyType(
+    {
+        "soc": "soc_pct",
+        "current": "current_a",
+        "voltage": "voltage_v",
+        "river_level_upstream": "level_m",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ExecutorView:
+    """What the entities show: each controllable device's set-point (mode, value, source,
+    reasons) and when the plans in force next change."""
+
+    setpoints: Mapping[str, Setpoint] = field(default_factory=dict)
+    next_change: datetime | None = None
+
+
+class ExecutorCoordinator(DataUpdateCoordinator[ExecutorView]):
+    """Pushed by the executor's tick; nothing is polled."""
+
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
+        super().__init__(
+            hass,
+            _LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} executor",
+            update_interval=None,
+            always_update=False,
+        )
+        self.data = ExecutorView()
+
+    async def _async_update_data(self) -> ExecutorView:
+        return self.data
+
+
+class NodeExecutor:
+    """Runs `decide` on a timer and writes what changed."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        runtime: NodeRuntime,
+        devices: Mapping[str, NodeDevice],
+        envelope: Envelope,
+        *,
+        aggregator_plan: Callable[[], Plan | None],
+        coordinator: ExecutorCoordinator,
+    ) -> None:
+        self._hass = hass
+        self._runtime = runtime
+        self._devices = devices
+        self.envelope = envelope
+        self._aggregator_plan = aggregator_plan
+        self.coordinator = coordinator
+        self.override: Plan | None = None
+        """The householder's override plan (services: `fractal_node.override`)."""
+        self._state = ExecutorState()
+        self._written: dict[str, float] = {}
+        self._failing: set[str] = set()
+        self._default: Plan | None = None
+        self._timer: CALLBACK_TYPE | None = None
+        self._ticking = False
+
+    def start(self) -> None:
+        self._timer = async_track_time_interval(
+            self._hass, self._tick, TICK_INTERVAL, name="fractal_node executor"
+        )
+
+    @callback
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer()
+            self._timer = None
+
+    @callback
+    def _tick(self, now: datetime) -> None:
+        if self._ticking:  # a slow device still holds the last tick: skip this one
+            return
+        entry = self.coordinator.config_entry
+        assert entry is not None
+        entry.async_create_background_task(
+            self._hass, self.async_tick(now), "fractal_node executor tick"
+        )
+
+    def readings(self) -> Readings:
+        """The node's grid power and each device's metrics, garbage and all (the executor
+        treats unusable values as unknown)."""
+        metrics: dict[str, dict[str, object]] = {}
+        for device_id, node_device in self._devices.items():
+            values: dict[str, object] = {}
+            for register, metric in METRICS.items():
+                reading = node_device.reading(register)
+                if reading is not None and node_device.available:
+                    values[metric] = reading.value
+            metrics[device_id] = values
+        socs = [v["soc_pct"] for v in metrics.values() if "soc_pct" in v]
+        return Readings(
+            grid_w=self._runtime.state().power.grid_w,
+            soc_pct=socs[0] if len(socs) == 1 else None,
+            devices=metrics,
+        )
+
+    def sources(self, now: datetime) -> Sources:
+        default = self._default
+        if default is None or default.slot_at(now) is None:
+            default = self._default = default_plan(self.envelope.descriptor, now)
+        override = self.override
+        if override is not None and override.slot_at(now) is None and now >= override.end:
+            override = self.override = None  # it has ended: forget it
+        return Sources(override=override, aggregator=self._aggregator_plan(), default=default)
+
+    async def async_tick(self, now: datetime | None = None) -> None:
+        """One tick: decide, write what changed, show it."""
+        now = now or dt_util.utcnow()
+        sources = self.sources(now)
+        decision = decide(now, self.readings(), sources, self.envelope, self._state)
+        self._state = decision.state
+        self._ticking = True
+        try:
+            for setpoint in decision.setpoints.values():
+                await self._write(setpoint)
+        finally:
+            self._ticking = False
+        self.coordinator.async_set_updated_data(
+            ExecutorView(decision.setpoints, next_change(sources, now))
+        )
+
+    async def _write(self, setpoint: Setpoint) -> None:
+        node_device = self._devices.get(setpoint.device)
+        value = setpoint.value
+        if node_device is None or value is None or self._written.get(setpoint.device) == value:
+            return
+        device = node_device.device
+        writes = register_writes(setpoint)
+        if not isinstance(device, Device) or not writes:
+            return  # SunSpec devices and relays without a generic map: not commanded yet
+        try:
+            for name, register_value in writes:
+                await device.write(name, register_value)
+        except ModbusDeviceError as error:
+            self._written.pop(setpoint.device, None)  # try again next tick
+            if setpoint.device not in self._failing:
+                self._failing.add(setpoint.device)
+                _LOGGER.warning(
+                    "%s: set-point %s not written: %s", node_device.subentry.title, value, error
+                )
+            return
+        if setpoint.device in self._failing:
+            self._failing.discard(setpoint.device)
+            _LOGGER.info("%s: set-points are written again", node_device.subentry.title)
+        self._written[setpoint.device] = value
+
+
+def next_change(sources: Sources, now: datetime) -> datetime | None:
+    """When the command of some device next changes in the highest plan in force (the
+    start of the next slot that differs), or the plan's end; None without a plan."""
+    for plan in sources.by_priority():
+        slot = plan.slot_at(now) if plan is not None else None
+        if plan is None or slot is None:
+            continue
+        current = {d: p.command_at(slot) for d, p in plan.devices.items()}
+        for later in range(slot + 1, plan.slots):
+            if plan.slot_start(later) >= plan.expiry:
+                break
+            if any(p.command_at(later) != current[d] for d, p in plan.devices.items()):
+                return plan.slot_start(later)
+        return min(plan.end, plan.expiry)
+    return None
