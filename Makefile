@@ -17,11 +17,12 @@ lint:
 	$(VENV)/ruff format --check .
 
 # Two runs: the library is one package under two names (`fractal` and, inside the integration,
-# `custom_components.fractal_node.fractal`), and mypy must see each name on its own. Only the
-# first puts the integration's folder on the path (to find `fractal`); in the second, platform
-# modules such as select.py would otherwise clash with the standard library's.
+# `custom_components.fractal_node.fractal`), and mypy must see each name on its own. The first
+# finds `fractal` through a path entry holding only a link to it: the integration's own folder
+# on the path would turn its platform modules (select.py, ...) into standard-library modules.
 typecheck:
-	MYPYPATH=custom_components/fractal_node:. $(VENV)/mypy -p fractal -p aggregator_cloud
+	mkdir -p .mypy_path && ln -sfn ../custom_components/fractal_node/fractal .mypy_path/fractal
+	MYPYPATH=.mypy_path:. $(VENV)/mypy -p fractal -p aggregator_cloud
 	$(VENV)/mypy -p custom_components.fractal_node
 
 pytest:
