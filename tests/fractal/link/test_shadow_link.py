@@ -436,6 +436,29 @@ async def test_telemetry_reaches_the_aggregators_store_once_each_across_a_dropou
     assert seqs == list(range(1, 21))
 
 
+async def test_an_hour_offline_at_ten_second_data_reaches_the_store_once_each_in_order(
+    aggregator: LocalAggregator, tmp_path: Path
+) -> None:
+    credentials = aggregator.enroll("home-13")
+    hour_ago = now() - timedelta(minutes=59)
+    node = Node()
+    async with Cable(aggregator.mqtt_port) as cable:
+        link_config = config(credentials, cable.port)
+        async with running_link(link_config, tmp_path / "b.db", node) as link:
+            await until(lambda: node.status.state is LinkState.CONNECTED, "connected")
+            cable.pull()
+            await until(lambda: node.status.state is not LinkState.CONNECTED, "noticed")
+            # 59 minutes of 10-second samples measured while the cable is out.
+            seqs = [
+                link.record({"ts": iso(hour_ago + timedelta(seconds=10 * i)), "grid_w": i})
+                for i in range(354)
+            ]
+            cable.plug()
+            seqs.append(link.record({"ts": iso(now()), "grid_w": 354}))
+            await until(lambda: stored_seqs(aggregator, "home-13") == seqs, "stored once each")
+    assert seqs == list(range(1, 356))
+
+
 async def test_telemetry_the_broker_refuses_stays_buffered_with_the_reason(
     aggregator: LocalAggregator, tmp_path: Path
 ) -> None:
