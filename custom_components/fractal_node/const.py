@@ -29,7 +29,12 @@ CERTIFICATE_CHECK_INTERVAL: Final = timedelta(hours=12)
 ISSUE_CERTIFICATE_EXPIRING: Final = "certificate_expiring"
 
 SERVICE_GET_DESCRIPTOR: Final = "get_descriptor"
+SERVICE_OVERRIDE: Final = "override"
+SERVICE_REPLAN: Final = "replan"
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
+ATTR_MODE: Final = "mode"
+ATTR_VALUE: Final = "value"
+ATTR_DURATION: Final = "duration"
 
 # Modbus devices: config subentries of type "modbus_device" ("Add device").
 SUBENTRY_MODBUS_DEVICE: Final = "modbus_device"

@@ -156,7 +156,7 @@ class NodeExecutor:
         if default is None or default.slot_at(now) is None:
             default = self._default = default_plan(self.envelope.descriptor, now)
         override = self.override
-        if override is not None and override.slot_at(now) is None and now >= override.end:
+        if override is not None and now >= min(override.end, override.expiry):
             override = self.override = None  # it has ended: forget it
         return Sources(override=override, aggregator=self._aggregator_plan(), default=default)
 

@@ -315,3 +315,26 @@ def battery_setpoint(battery: EmulatedDevice) -> tuple[int, int]:
 def _state(hass: HomeAssistant, entity_id: str) -> str | None:
     state = hass.states.get(entity_id)
     return state.state if state else None
+
+
+async def test_replan_asks_the_aggregator_through_the_classic_shadow(
+    hass: HomeAssistant, aggregator: LocalAggregator, config_dir: Path
+) -> None:
+    node = await hass.async_add_executor_job(aggregator.enroll, "hearth-4")
+    entry = linked_entry(aggregator, node)
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    before = datetime.now(UTC)
+    await hass.services.async_call(
+        DOMAIN, "replan", {"config_entry_id": entry.entry_id}, blocking=True
+    )  # asked before the link is up: written once connected
+    await hass.async_add_executor_job(
+        _wait_for,
+        lambda: "replan_requested" in shadow(aggregator, "hearth-4"),
+        "replan request",
+    )
+    requested = datetime.fromisoformat(shadow(aggregator, "hearth-4")["replan_requested"])
+    assert before - timedelta(seconds=1) <= requested <= datetime.now(UTC)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()

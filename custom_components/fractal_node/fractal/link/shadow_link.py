@@ -29,7 +29,7 @@ import random
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -153,6 +153,7 @@ class ShadowLink:
         self._descriptor: NodeDescriptor | None = None
         self._reported_descriptor: NodeDescriptor | None = None
         self._classic_reported: dict[str, Any] | None = None
+        self._replan_requested: str | None = None
         """The classic shadow's `reported` as we last wrote it; None until read."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: _Wakeups | None = None
@@ -191,6 +192,14 @@ class ShadowLink:
     def report_snapshot(self, snapshot: TelemetrySnapshot) -> None:
         """The latest snapshot; written to the classic shadow when the policy says so."""
         self._snapshot = snapshot
+        if self._wake is not None:
+            self._wake.report.set()
+
+    def request_replan(self, at: datetime) -> None:
+        """Ask the aggregator for a new plan: `reported.replan_requested` = `at` (ISO-8601, UTC)
+        in the classic shadow, written once connected. A newer request replaces an unwritten
+        one."""
+        self._replan_requested = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
         if self._wake is not None:
             self._wake.report.set()
 
@@ -492,6 +501,7 @@ class ShadowLink:
             try:
                 await self._write_descriptor_if_changed()
                 await self._write_snapshot_if_due()
+                await self._write_replan_request()
                 self._operation_succeeded("classic shadow")
             except LinkDown:
                 continue
@@ -529,6 +539,18 @@ class ShadowLink:
         }
         await self._update_classic(snapshot, {"link": link})
         self._policy.reported(values, now)
+
+    async def _write_replan_request(self) -> None:
+        requested = self._replan_requested
+        if requested is None:
+            return
+        request = iotshadow.UpdateShadowRequest(
+            thing_name=self._config.node_id,
+            state=iotshadow.ShadowState(reported={"replan_requested": requested}),
+        )
+        await self._call(self._shadow_client().update_shadow(request))
+        if self._replan_requested == requested:
+            self._replan_requested = None
 
     async def _update_classic(self, document: Document, extra: dict[str, Any]) -> None:
         """Replace `reported.<place>` with `document`: fields it no longer has are nulled,

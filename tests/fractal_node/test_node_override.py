@@ -1,0 +1,137 @@
+"""The householder's override and the replan request, through the services, on a home whose
+battery and grid meter are real pymodbus servers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import device_registry as dr
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.fractal_node import executor_runtime
+from custom_components.fractal_node.const import DOMAIN
+from tests.fractal.devices.modbus_emulator import EmulatedDevice
+from tests.fractal_node.conftest import StartEmulator
+from tests.fractal_node.helpers import node_entry, setup_entry
+from tests.fractal_node.test_device_runtime import BATTERY_LIMITS, device, emulated
+from tests.fractal_node.test_node_link import battery_setpoint
+
+
+@pytest.fixture
+async def home(
+    hass: HomeAssistant, modbus_server: StartEmulator
+) -> tuple[MockConfigEntry, EmulatedDevice, str]:
+    """A standalone home: a grid meter importing 500 W and a battery at 57.5 %."""
+    battery = emulated("generic_battery", power=0, soc=57.5)
+    server = await modbus_server({1: emulated("eastron_sdm230", power=500.0), 3: battery})
+    entry = node_entry(
+        devices=[
+            device(server.port, 1, "eastron_sdm230", "grid_meter"),
+            device(server.port, 3, "generic_battery", "battery", limits=BATTERY_LIMITS),
+        ]
+    )
+    await setup_entry(hass, entry)
+    battery_id = next(s.subentry_id for s in entry.subentries.values() if s.data["unit"] == 3)
+    return entry, battery, battery_id
+
+
+def ha_device(hass: HomeAssistant, subentry_id: str) -> str:
+    found = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, subentry_id)})
+    assert found is not None
+    return found.id
+
+
+async def override(hass: HomeAssistant, **data: Any) -> None:
+    await hass.services.async_call(DOMAIN, "override", data, blocking=True)
+
+
+def mode_state(hass: HomeAssistant, entry: MockConfigEntry, subentry_id: str) -> Any:
+    title = entry.subentries[subentry_id].title.replace(" ", "_")
+    return hass.states.get(f"sensor.{title}_current_mode")
+
+
+async def test_an_override_outranks_the_plan_within_the_envelope_until_it_ends(
+    hass: HomeAssistant,
+    home: tuple[MockConfigEntry, EmulatedDevice, str],
+) -> None:
+    entry, battery, battery_id = home
+    device_id = ha_device(hass, battery_id)
+
+    await override(hass, device_id=device_id, mode="charge", value=2000, duration={"minutes": 30})
+    assert battery_setpoint(battery) == (2000, 1)  # written at once, not at the next tick
+    state = mode_state(hass, entry, battery_id)
+    assert state.state == "charge"
+    assert state.attributes["source"] == "override"
+
+    # Beyond the installer's maximum charge power: clamped, with the reason.
+    await override(hass, device_id=device_id, mode="charge", value=5000, duration={"hours": 1})
+    assert battery_setpoint(battery) == (3000, 1)
+    reasons = mode_state(hass, entry, battery_id).attributes["reasons"]
+    assert any("max_charge_w" in reason for reason in reasons)
+
+    # A one-second override ends by itself: the default plan (balance) is back.
+    await override(hass, device_id=device_id, mode="hold", duration={"seconds": 1})
+    assert battery_setpoint(battery) == (0, 3)
+    await asyncio.sleep(1.1)
+    executor = entry.runtime_data.executor
+    assert executor is not None
+    await executor.async_tick()
+    await hass.async_block_till_done()
+    state = mode_state(hass, entry, battery_id)
+    assert state.state == "balance"
+    assert state.attributes["source"] == "default"
+    assert executor.override is None
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"mode": "level", "value": 1.2}, "level is not valid for a battery"),
+        ({"mode": "charge"}, "value"),
+        ({"mode": "hold", "duration": {"hours": 49}}, "at most 48 hours"),
+        ({"mode": "sideways"}, "mode"),
+    ],
+)
+async def test_a_bad_override_is_refused_with_its_reason(
+    hass: HomeAssistant,
+    home: tuple[MockConfigEntry, EmulatedDevice, str],
+    data: dict[str, Any],
+    problem: str,
+) -> None:
+    entry, _, battery_id = home
+    call = {"device_id": ha_device(hass, battery_id), "duration": {"minutes": 5}} | data
+    with pytest.raises(ServiceValidationError) as raised:
+        await override(hass, **call)
+    assert raised.value.translation_key == "invalid_override"
+    assert problem in str(raised.value.translation_placeholders)
+    executor = entry.runtime_data.executor
+    assert executor is not None
+    assert executor.override is None
+
+
+async def test_an_override_for_an_unknown_device_is_refused(
+    hass: HomeAssistant, home: tuple[MockConfigEntry, EmulatedDevice, str]
+) -> None:
+    with pytest.raises(ServiceValidationError) as raised:
+        await override(hass, device_id="nope", mode="hold", duration={"minutes": 5})
+    assert raised.value.translation_key == "device_not_found"
+
+
+async def test_a_standalone_node_cannot_ask_for_a_plan(hass: HomeAssistant) -> None:
+    entry = node_entry()
+    await setup_entry(hass, entry)
+    with pytest.raises(ServiceValidationError) as raised:
+        await hass.services.async_call(
+            DOMAIN, "replan", {"config_entry_id": entry.entry_id}, blocking=True
+        )
+    assert raised.value.translation_key == "not_linked"
+
+
+@pytest.fixture(autouse=True)
+def _no_ticks_in_between(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests drive the executor through the services and `async_tick` only."""
+    monkeypatch.setattr(executor_runtime, "TICK_INTERVAL", executor_runtime.TICK_INTERVAL * 720)
