@@ -14,7 +14,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.fractal_node import executor_runtime
 from custom_components.fractal_node.const import DOMAIN
-from tests.fractal.devices.modbus_emulator import EmulatedDevice
+from tests.fractal.devices.modbus_emulator import EmulatedDevice, EmulatorServer
 from tests.fractal_node.conftest import StartEmulator
 from tests.fractal_node.helpers import node_entry, setup_entry
 from tests.fractal_node.test_device_runtime import BATTERY_LIMITS, device, emulated
@@ -22,12 +22,22 @@ from tests.fractal_node.test_node_link import battery_setpoint
 
 
 @pytest.fixture
+async def server(modbus_server: StartEmulator) -> EmulatorServer:
+    """A grid meter importing 500 W (unit 1) and a battery at 57.5 % (unit 3)."""
+    return await modbus_server(
+        {
+            1: emulated("eastron_sdm230", power=500.0),
+            3: emulated("generic_battery", power=0, soc=57.5),
+        }
+    )
+
+
+@pytest.fixture
 async def home(
-    hass: HomeAssistant, modbus_server: StartEmulator
+    hass: HomeAssistant, server: EmulatorServer
 ) -> tuple[MockConfigEntry, EmulatedDevice, str]:
-    """A standalone home: a grid meter importing 500 W and a battery at 57.5 %."""
-    battery = emulated("generic_battery", power=0, soc=57.5)
-    server = await modbus_server({1: emulated("eastron_sdm230", power=500.0), 3: battery})
+    """A standalone home with that meter and battery."""
+    battery = server.devices[3]
     entry = node_entry(
         devices=[
             device(server.port, 1, "eastron_sdm230", "grid_meter"),
@@ -135,3 +145,31 @@ async def test_a_standalone_node_cannot_ask_for_a_plan(hass: HomeAssistant) -> N
 def _no_ticks_in_between(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tests drive the executor through the services and `async_tick` only."""
     monkeypatch.setattr(executor_runtime, "TICK_INTERVAL", executor_runtime.TICK_INTERVAL * 720)
+
+
+async def test_a_refused_write_is_logged_once_and_retried_until_it_works(
+    hass: HomeAssistant,
+    home: tuple[MockConfigEntry, EmulatedDevice, str],
+    server: EmulatorServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    entry, battery, battery_id = home
+    executor = entry.runtime_data.executor
+    assert executor is not None
+    server.set_fault(3, 4)  # the battery answers every request with exception 4 (device failure)
+    await override(
+        hass,
+        device_id=ha_device(hass, battery_id),
+        mode="charge",
+        value=1000,
+        duration={"hours": 1},
+    )
+    await executor.async_tick()
+    refused = [r for r in caplog.records if "not written" in r.getMessage()]
+    assert len(refused) == 1  # two ticks, one log line
+    assert "generic_battery 3" in refused[0].getMessage()
+
+    server.set_fault(3, None)
+    await executor.async_tick()
+    assert battery_setpoint(battery) == (1000, 1)
+    assert any("written again" in r.getMessage() for r in caplog.records)
