@@ -338,3 +338,30 @@ async def test_replan_asks_the_aggregator_through_the_classic_shadow(
     assert before - timedelta(seconds=1) <= requested <= datetime.now(UTC)
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def test_a_broker_restart_is_logged_once_down_and_once_back(
+    hass: HomeAssistant,
+    aggregator: LocalAggregator,
+    config_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    node = await hass.async_add_executor_job(aggregator.enroll, "hearth-5")
+    entry = linked_entry(aggregator, node)
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await until(lambda: sensor(hass, "hearth-5", "link_status") == "connected")
+
+    statuses: list[str] = []
+    entry.runtime_data.runtime.add_listener(lambda state: statuses.append(state.link_status))
+    await hass.async_add_executor_job(aggregator.restart)  # same ports, same data
+    await until(lambda: "disconnected" in statuses and statuses[-1] == "connected", limit=60)
+
+    def logged(text: str) -> int:
+        return sum(text in record.getMessage() for record in caplog.records)
+
+    assert logged("Node hearth-5 cannot reach its aggregator") == 1
+    assert logged("Node hearth-5 is connected to its aggregator again") == 1
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
