@@ -210,7 +210,9 @@ class ShadowLink:
         self._loop = asyncio.get_running_loop()
         self._wake = _Wakeups()
         try:
-            self._client = self._build_client()
+            # In a worker thread: the builder reads package metadata from disk (blocking I/O
+            # that Home Assistant refuses in its event loop).
+            self._client = await asyncio.to_thread(self._build_client)
         except RuntimeError as error:  # awscrt says only "invalid argument"
             reason = f"the TLS credentials cannot be used (certificate, key or CA): {error}"
             self._set_status(state=LinkState.ERROR, reason=reason)
