@@ -212,13 +212,14 @@ class ShadowLink:
         try:
             # In a worker thread: the builder reads package metadata from disk (blocking I/O
             # that Home Assistant refuses in its event loop).
-            self._client = await asyncio.to_thread(self._build_client)
+            client = await asyncio.to_thread(self._build_client)
         except RuntimeError as error:  # awscrt says only "invalid argument"
             reason = f"the TLS credentials cannot be used (certificate, key or CA): {error}"
             self._set_status(state=LinkState.ERROR, reason=reason)
             raise ValueError(reason) from error
+        self._client = client
         self._shadow = iotshadow.IotShadowClientV2(
-            self._client,
+            client,
             mqtt_request_response.ClientOptions(
                 max_request_response_subscriptions=4,
                 max_streaming_subscriptions=2,
@@ -232,7 +233,7 @@ class ShadowLink:
             self._spawn(self._telemetry_loop(), "telemetry"),
             self._spawn(self._report_loop(), "report"),
         ]
-        self._client.start()
+        client.start()
 
     async def stop(self) -> None:
         """Stop the tasks and the client and wait until the CRT has let go of it."""
