@@ -118,8 +118,15 @@ async def _async_start_link(
 ) -> NodeLink | None:
     """Start a linked node's link; stopped on unload, on Home Assistant's stop, or (as an
     unload callback) when set-up fails after this point."""
+
+    def soc_pct() -> float | None:
+        executor = entry.runtime_data.executor
+        return executor.readings().soc if executor is not None else None
+
     try:
-        node_link = await async_start_link(hass, runtime, entry.data, envelope.envelope_check)
+        node_link = await async_start_link(
+            hass, runtime, entry.data, envelope.envelope_check, soc_pct
+        )
     except ValueError as error:  # awscrt refused the PEM text the checks accepted
         raise ConfigEntryAuthFailed(
             translation_domain=DOMAIN,

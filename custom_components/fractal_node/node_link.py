@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -84,9 +84,12 @@ class NodeLink:
         runtime: NodeRuntime,
         config: LinkConfig,
         buffer: TelemetryBuffer,
+        *,
         envelope_check: EnvelopeCheck | None,
+        soc_pct: Callable[[], float | None],
     ) -> None:
         self._hass = hass
+        self._soc_pct = soc_pct
         self._runtime = runtime
         self._buffer = buffer
         self._recent: deque[tuple[int, datetime]] = deque(maxlen=_RECENT_SAMPLES)
@@ -123,7 +126,7 @@ class NodeLink:
 
     @callback
     def _record(self, now: datetime) -> None:
-        sample = self._runtime.sample(now)
+        sample = self._runtime.sample(now, self._soc_pct())
         try:
             seq = self.link.record(sample)
         except ValueError as error:  # a flow out of the protocol's range: say so, skip it
@@ -178,9 +181,11 @@ async def async_start_link(
     runtime: NodeRuntime,
     data: Mapping[str, Any],
     envelope_check: EnvelopeCheck | None,
+    soc_pct: Callable[[], float | None],
 ) -> NodeLink | None:
     """Open the buffer and start the link of a linked node (None for a standalone one).
 
+    `soc_pct` gives the node's battery state of charge for each sample (None: unknown).
     Raises ValueError with the reason when the TLS credentials cannot be used."""
     config = link_config(runtime.config.link, runtime.config.node_id, data)
     if config is None:
@@ -188,7 +193,9 @@ async def async_start_link(
     buffer = await hass.async_add_executor_job(
         _open_buffer, buffer_path(hass, runtime.config.node_id)
     )
-    node_link = NodeLink(hass, runtime, config, buffer, envelope_check)
+    node_link = NodeLink(
+        hass, runtime, config, buffer, envelope_check=envelope_check, soc_pct=soc_pct
+    )
     try:
         await node_link.async_start()
     except ValueError:

@@ -64,6 +64,8 @@ def test_a_sample_carries_the_known_power_flows_in_utc() -> None:
     runtime.set_power(PowerFlows(grid_w=120.0, pv_w=None, battery_w=-500.0, load_w=None))
     sample = runtime.sample(datetime(2026, 1, 1, 12, tzinfo=UTC))
     assert sample == {"ts": "2026-01-01T12:00:00+00:00", "grid_w": 120.0, "battery_w": -500.0}
+    with_soc = runtime.sample(datetime(2026, 1, 1, 12, tzinfo=UTC), soc_pct=57.5)
+    assert with_soc["soc_pct"] == 57.5
 
 
 def test_config_tags_cannot_be_changed_afterwards() -> None:

@@ -243,6 +243,7 @@ async def test_a_charge_window_reaches_the_battery_within_its_envelope(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(executor_runtime, "TICK_INTERVAL", timedelta(seconds=0.2))
+    monkeypatch.setattr(node_link, "TELEMETRY_INTERVAL", timedelta(seconds=0.2))
     battery = emulated("generic_battery", power=0, soc=57.5)
     server = await modbus_server({1: emulated("eastron_sdm230", power=500.0), 3: battery})
     node = await hass.async_add_executor_job(aggregator.enroll, "hearth-3")
@@ -299,6 +300,13 @@ async def test_a_charge_window_reaches_the_battery_within_its_envelope(
     assert any("max_charge_w" in reason for reason in state.attributes["reasons"])
     next_change = datetime.fromisoformat(sensor(hass, "hearth-3", "next_plan_change"))
     assert next_change == datetime.fromisoformat(plan["start"]) + timedelta(hours=1)
+    # The snapshot carries the battery's state of charge and the plan position.
+    await hass.async_add_executor_job(
+        _wait_for, lambda: "telemetry" in shadow(aggregator, "hearth-3"), "snapshot"
+    )
+    snapshot = shadow(aggregator, "hearth-3")["telemetry"]
+    assert snapshot["soc_pct"] == 57.5
+    assert snapshot["grid_w"] == 500
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
 

@@ -236,9 +236,10 @@ class NodeRuntime:
         if status is not self._state.plan_status:
             self.publish(replace(self._state, plan_status=status))
 
-    def sample(self, now: datetime) -> dict[str, object]:
+    def sample(self, now: datetime, soc_pct: float | None = None) -> dict[str, object]:
         """The telemetry reading for `now` (a protocol Reading without `seq`): the power flows
-        the node knows, unknown ones left out. ``ts`` in UTC, ISO-8601."""
+        the node knows and its batteries' state of charge, unknown ones left out. ``ts`` in
+        UTC, ISO-8601."""
         power = self._state.power
         flows = {
             "grid_w": power.grid_w,
@@ -248,6 +249,8 @@ class NodeRuntime:
         }
         sample: dict[str, object] = {"ts": now.astimezone(UTC).isoformat()}
         sample.update({name: value for name, value in flows.items() if value is not None})
+        if soc_pct is not None:
+            sample["soc_pct"] = soc_pct
         return sample
 
     def telemetry_recorded(self, at: datetime) -> None:
