@@ -15,6 +15,7 @@ turns the plans in force into set-points, which are written to the devices.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,8 +41,9 @@ from .fractal.executor import (
     default_plan,
     register_writes,
 )
+from .fractal.executor.override import STEP_S as OVERRIDE_STEP_S
 from .fractal.node import NodeRuntime
-from .fractal.protocol import Plan
+from .fractal.protocol import DevicePlan, Plan, PlanSource, Window
 
 _LOGGER = logging.getLogger(__package__)
 
@@ -103,8 +105,8 @@ class NodeExecutor:
         self.envelope = envelope
         self._aggregator_plan = aggregator_plan
         self.coordinator = coordinator
-        self.override: Plan | None = None
-        """The householder's override plan (services: `fractal_node.override`)."""
+        self.overrides: dict[str, Plan] = {}
+        """The householder's overrides by device (services: `fractal_node.override`)."""
         self._state = ExecutorState()
         self._written: dict[str, float] = {}
         self._failing: set[str] = set()
@@ -155,9 +157,10 @@ class NodeExecutor:
         default = self._default
         if default is None or default.slot_at(now) is None:
             default = self._default = default_plan(self.envelope.descriptor, now)
-        override = self.override
-        if override is not None and now >= min(override.end, override.expiry):
-            override = self.override = None  # it has ended: forget it
+        for device_id, plan in list(self.overrides.items()):
+            if now >= min(plan.end, plan.expiry):
+                del self.overrides[device_id]  # it has ended: forget it
+        override = merged_override(self.overrides, now)
         return Sources(override=override, aggregator=self._aggregator_plan(), default=default)
 
     async def async_tick(self, now: datetime | None = None) -> None:
@@ -200,6 +203,36 @@ class NodeExecutor:
             self._failing.discard(setpoint.device)
             _LOGGER.info("%s: set-points are written again", node_device.subentry.title)
         self._written[setpoint.device] = value
+
+
+def merged_override(overrides: Mapping[str, Plan], now: datetime) -> Plan | None:
+    """One plan for the executor's override slot from each device's own override (made again
+    every tick, so a device's part ends with its own expiry)."""
+    if len(overrides) <= 1:
+        return next(iter(overrides.values()), None)
+    expiry = max(plan.expiry for plan in overrides.values())
+    slots = math.ceil((expiry - now).total_seconds() / OVERRIDE_STEP_S)
+    devices = {}
+    for device_id, plan in overrides.items():
+        window = (plan.devices[device_id].windows or ())[0]
+        end = math.ceil((min(plan.end, plan.expiry) - now).total_seconds() / OVERRIDE_STEP_S)
+        devices[device_id] = DevicePlan(
+            kind=plan.devices[device_id].kind,
+            windows=(Window(start=0, end=end, mode=window.mode, value=window.value),),
+        )
+    first = next(iter(overrides.values()))
+    return Plan(
+        # Stable while the overrides are (EV slot energy is counted per plan id and slot).
+        id=f"override-{len(overrides)}-{max(p.issued for p in overrides.values()):%Y%m%dT%H%M%S}",
+        node=first.node,
+        issued=now,
+        start=now,
+        step=OVERRIDE_STEP_S,
+        slots=slots,
+        expiry=expiry,
+        source=PlanSource.OVERRIDE,
+        devices=devices,
+    )
 
 
 def next_change(sources: Sources, now: datetime) -> datetime | None:

@@ -90,7 +90,7 @@ async def _async_override(call: ServiceCall) -> None:
             translation_key="invalid_override",
             translation_placeholders={"problems": "; ".join(str(p) for p in problems)},
         )
-    executor.override = plan
+    executor.overrides[device_id] = plan  # replaces this device's earlier override
     await executor.async_tick(now)  # at once, not at the next tick
 
 

@@ -94,7 +94,7 @@ async def test_an_override_outranks_the_plan_within_the_envelope_until_it_ends(
     state = mode_state(hass, entry, battery_id)
     assert state.state == "balance"
     assert state.attributes["source"] == "default"
-    assert executor.override is None
+    assert executor.overrides == {}
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ async def test_a_bad_override_is_refused_with_its_reason(
     assert problem in str(raised.value.translation_placeholders)
     executor = entry.runtime_data.executor
     assert executor is not None
-    assert executor.override is None
+    assert executor.overrides == {}
 
 
 async def test_an_override_for_an_unknown_device_is_refused(
@@ -173,3 +173,35 @@ async def test_a_refused_write_is_logged_once_and_retried_until_it_works(
     await executor.async_tick()
     assert battery_setpoint(battery) == (1000, 1)
     assert any("written again" in r.getMessage() for r in caplog.records)
+
+
+async def test_overrides_of_two_devices_run_side_by_side(
+    hass: HomeAssistant, modbus_server: StartEmulator
+) -> None:
+    battery, charger = emulated("generic_battery", power=0, soc=57.5), emulated("generic_evse")
+    server = await modbus_server(
+        {1: emulated("eastron_sdm230", power=500.0), 3: battery, 4: charger}
+    )
+    ev_limits = {"ev_current_min": 6, "ev_current_max": 16}
+    entry = node_entry(
+        devices=[
+            device(server.port, 1, "eastron_sdm230", "grid_meter"),
+            device(server.port, 3, "generic_battery", "battery", limits=BATTERY_LIMITS),
+            device(server.port, 4, "generic_evse", "ev_charger", limits=ev_limits),
+        ]
+    )
+    await setup_entry(hass, entry)
+    ids = {s.data["unit"]: s.subentry_id for s in entry.subentries.values()}
+
+    await override(
+        hass, device_id=ha_device(hass, ids[3]), mode="charge", value=2000, duration={"hours": 1}
+    )
+    await override(
+        hass, device_id=ha_device(hass, ids[4]), mode="ev_current", value=10, duration={"hours": 2}
+    )
+
+    assert battery_setpoint(battery) == (2000, 1)  # not replaced by the charger's override
+    assert charger.raw("charging_enabled") == [1]
+    assert mode_state(hass, entry, ids[3]).attributes["source"] == "override"
+    charging = mode_state(hass, entry, ids[4])
+    assert (charging.state, charging.attributes["setpoint"]) == ("ev_current", 10)
