@@ -35,13 +35,10 @@ def handle_shadow_documents(
     event: Mapping[str, Any], registry: FleetRegistry, now: datetime | None = None
 ) -> HandlerResult:
     """Classic shadow: record the node's descriptor and latest telemetry snapshot."""
-    node, problems = thing_name(event)
-    if node is None:
-        return HandlerResult(None, problems=problems)
-    state = _State.of(event)
-    if state.problem:
-        return HandlerResult(node, problems=(state.problem,))
-    tally = _Tally(node)
+    opened = _open(event)
+    if isinstance(opened, HandlerResult):
+        return opened
+    node, state, tally = opened
     descriptor = tally.document(state.reported, "reported", "node", NodeDescriptor)
     if descriptor is not None and tally.same_node("reported.node", descriptor.node):
         registry.record_descriptor(descriptor)
@@ -61,13 +58,10 @@ def handle_plan_documents(
     event: Mapping[str, Any], registry: FleetRegistry, now: datetime | None = None
 ) -> HandlerResult:
     """Named shadow `plan`: record the plan written to the node and the node's answer."""
-    node, problems = thing_name(event)
-    if node is None:
-        return HandlerResult(None, problems=problems)
-    state = _State.of(event)
-    if state.problem:
-        return HandlerResult(node, problems=(state.problem,))
-    tally = _Tally(node)
+    opened = _open(event)
+    if isinstance(opened, HandlerResult):
+        return opened
+    node, state, tally = opened
     plan = tally.document(state.desired, "desired", "plan", Plan)
     if plan is not None and tally.same_node("desired.plan", plan.node):
         registry.record_desired_plan(node, plan.id, plan.expiry)
@@ -77,6 +71,17 @@ def handle_plan_documents(
         tally.count(registry.record_plan_ack(node, ack))
     _mark_seen_if_reported(registry, node, state, now)
     return tally.result()
+
+
+def _open(event: Mapping[str, Any]) -> tuple[str, _State, _Tally] | HandlerResult:
+    """The node and state of a documents message, or the result refusing it."""
+    node, problems = thing_name(event)
+    if node is None:
+        return HandlerResult(None, problems=problems)
+    state = _State.of(event)
+    if state.problem:
+        return HandlerResult(node, problems=(state.problem,))
+    return node, state, _Tally(node)
 
 
 class LinkReport(BaseModel):
