@@ -46,5 +46,16 @@ install_python_packages() {
   touch "$stamp"
 }
 
+# The AWS SAM CLI and cfn-lint pin its own Flask, boto3 and friends: it gets a venv of its own so it
+# never fights Home Assistant's pins.
+install_sam_cli() {
+  local stamp=.venv-sam/.installed
+  [ -f "$stamp" ] && [ "$stamp" -nt scripts/setup.sh ] && return 0
+  [ -x .venv-sam/bin/python ] || "$(find_python)" -m venv .venv-sam
+  .venv/bin/uv pip install -q --python .venv-sam/bin/python "aws-sam-cli==1.170.0" "cfn-lint==1.58.0"
+  touch "$stamp"
+}
+
 install_system_packages
 install_python_packages
+install_sam_cli
