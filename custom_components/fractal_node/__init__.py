@@ -33,7 +33,6 @@ from .const import (
 from .coordinator import FractalNodeConfigEntry, FractalNodeCoordinator, FractalNodeData
 from .device_runtime import (
     ISSUE_DEVICE_UNAVAILABLE,
-    NodeDevice,
     async_start_devices,
     device_subentries,
     new_pool,
@@ -41,11 +40,12 @@ from .device_runtime import (
 from .executor_runtime import ExecutorCoordinator, NodeExecutor
 from .fractal.executor import Envelope
 from .fractal.link_settings import check_link_credentials
-from .fractal.node import LinkMode, NodeConfig, NodeRuntime, power_flows
+from .fractal.node import LinkMode, NodeConfig, NodeRuntime
 from .fractal.protocol import Plan
 from .fractal.tls import CertificateInfo, CredentialError
 from .modbus import described_device
 from .node_link import NodeLink, async_start_link
+from .power_sources import async_feed_power_flows
 from .services import async_setup_services
 
 PLATFORMS = [Platform.NUMBER, Platform.SELECT, Platform.SENSOR, Platform.SWITCH]
@@ -69,7 +69,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry) 
     devices = await async_start_devices(hass, entry, pool)
     entry.runtime_data = FractalNodeData(runtime, coordinator, certificate, pool, devices)
     entry.async_on_unload(runtime.add_listener(coordinator.async_set_updated_data))
-    _async_feed_power_flows(entry, runtime, devices)
+    for unsubscribe in async_feed_power_flows(
+        runtime, [*devices.values(), *entry.runtime_data.meters.values()]
+    ):
+        entry.async_on_unload(unsubscribe)
     envelope = Envelope(runtime.descriptor())
     entry.runtime_data.link = await _async_start_link(hass, entry, runtime, envelope)
     entry.runtime_data.executor = _start_executor(hass, entry, envelope)
@@ -144,22 +147,6 @@ async def _async_start_link(
 async def async_remove_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry) -> None:
     ir.async_delete_issue(hass, DOMAIN, _expiry_issue_id(entry))
     _async_delete_device_issues(hass, entry)
-
-
-@callback
-def _async_feed_power_flows(
-    entry: FractalNodeConfigEntry, runtime: NodeRuntime, devices: dict[str, NodeDevice]
-) -> None:
-    """Recompute the node's power flows whenever a device's readings change."""
-
-    @callback
-    def update() -> None:
-        runtime.set_power(power_flows((d.role, d.power()) for d in devices.values()))
-
-    update()
-    for node_device in devices.values():
-        for device_coordinator in node_device.coordinators.values():
-            entry.async_on_unload(device_coordinator.async_add_listener(update))
 
 
 @callback

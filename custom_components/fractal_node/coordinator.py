@@ -19,6 +19,7 @@ from .fractal.devices import GatewayPool
 from .fractal.node import NodeRuntime, NodeState
 from .fractal.tls import CertificateInfo
 from .node_link import NodeLink
+from .power_sources import PowerSource
 
 
 @dataclass
@@ -30,6 +31,8 @@ class FractalNodeData:
     certificate: CertificateInfo | None  # None for a standalone node
     pool: GatewayPool = field(default_factory=new_pool)  # one connection per Modbus gateway
     devices: dict[str, NodeDevice] = field(default_factory=dict)  # by subentry id
+    # Smart meters and other non-Modbus devices feeding the power flows, by subentry id.
+    meters: dict[str, PowerSource] = field(default_factory=dict)
     link: NodeLink | None = None  # None for a standalone node
     executor: NodeExecutor | None = None  # set once set-up has the devices and the link
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Final
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
-from homeassistant.core import HomeAssistant
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
@@ -78,6 +78,18 @@ class NodeDevice:
                 value = reading.value if self.available else None
                 return float(value) if isinstance(value, int | float) else None
         return None
+
+    @callback
+    def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `update` whenever any of its poll groups brings new readings."""
+        removers = [c.async_add_listener(update) for c in self.coordinators.values()]
+
+        @callback
+        def remove() -> None:
+            for remover in removers:
+                remover()
+
+        return remove
 
 
 class DeviceCoordinator(DataUpdateCoordinator[dict[str, Reading]]):
