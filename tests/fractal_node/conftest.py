@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +10,6 @@ from pymodbus.framer import FramerType
 
 from tests.fractal.devices.modbus_emulator import (
     EmulatorServer,
-    plug_in_serial_line,
-    unplug_serial_line,
 )
 from tests.fractal_node.helpers import NODE_ID
 from tests.support.certificates import CertificateAuthority, Issued, make_ca
@@ -68,12 +65,3 @@ async def modbus_server(socket_enabled: None) -> AsyncIterator[StartEmulator]:
     yield start
     for server in servers:
         await server.stop()
-
-
-@pytest.fixture
-async def serial_line(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
-    """Two linked pseudo-terminals, like an RS485 line: (device end, adapter end)."""
-    device_end, adapter_end = str(tmp_path / "device-tty"), str(tmp_path / "adapter-tty")
-    line = await plug_in_serial_line(device_end, adapter_end)
-    yield device_end, adapter_end
-    await unplug_serial_line(line)

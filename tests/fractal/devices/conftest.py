@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
 from fractal.devices.gateway import Gateway, TcpEndpoint
@@ -14,8 +13,6 @@ from tests.fractal.devices.modbus_emulator import (
     DroppingProxy,
     EmulatedDevice,
     EmulatorServer,
-    plug_in_serial_line,
-    unplug_serial_line,
 )
 
 StartServer = Callable[..., Awaitable[EmulatorServer]]
@@ -70,12 +67,3 @@ async def proxies(socket_enabled: None) -> AsyncIterator[Callable[[int], Awaitab
     yield start
     for proxy in made:
         await proxy.stop()
-
-
-@pytest.fixture
-async def serial_pair(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
-    """A serial line between two pseudo-terminals: (server end, client end)."""
-    server_end, client_end = str(tmp_path / "server-tty"), str(tmp_path / "client-tty")
-    line = await plug_in_serial_line(server_end, client_end)
-    yield server_end, client_end
-    await unplug_serial_line(line)

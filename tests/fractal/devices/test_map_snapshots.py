@@ -46,12 +46,12 @@ def check_snapshot(name: str, actual: dict[str, Any]) -> None:
 
 
 async def emulator_device(
-    name: str, transport: str, serial_pair: tuple[str, str], start_server, gateways
+    name: str, transport: str, serial_line: tuple[str, str], start_server, gateways
 ) -> tuple[Device, EmulatorServer | None]:
     """The map's emulator over `transport`; returns the device and a server to stop, if any."""
     regmap = load_shipped_map(name)
     if transport == "serial":
-        server_end, client_end = serial_pair
+        server_end, client_end = serial_line
         server = EmulatorServer({1: EmulatedDevice(regmap)})
         await server.start_serial(server_end)
         gateway = Gateway(SerialEndpoint(client_end, baudrate=115200), timeout=0.5)
@@ -65,10 +65,10 @@ async def emulator_device(
 @pytest.mark.parametrize("transport", ["tcp", "rtu-over-tcp", "serial"])
 @pytest.mark.parametrize("name", shipped_map_names())
 async def test_shipped_map_snapshot(
-    name: str, transport: str, serial_pair: tuple[str, str], start_server, gateways
+    name: str, transport: str, serial_line: tuple[str, str], start_server, gateways
 ) -> None:
     device, serial_server = await emulator_device(
-        name, transport, serial_pair, start_server, gateways
+        name, transport, serial_line, start_server, gateways
     )
     groups = [IDENTITY_GROUP, *device.regmap.poll_groups]
     plans, readings = {}, {}

@@ -17,8 +17,8 @@ from tests.fractal.devices.modbus_emulator import (
 )
 
 
-async def test_meters_and_a_charger_on_one_rs485_line(serial_pair: tuple[str, str]) -> None:
-    server_end, client_end = serial_pair
+async def test_meters_and_a_charger_on_one_rs485_line(serial_line: tuple[str, str]) -> None:
+    server_end, client_end = serial_line
     sdm630, sdm230 = load_shipped_map("eastron_sdm630"), load_shipped_map("eastron_sdm230")
     evse_map = load_shipped_map("generic_evse")
     server = EmulatorServer(
