@@ -125,12 +125,10 @@ class ShadowStore:
 
     def get(self, thing: str, name: str = "", payload: bytes = b"") -> JsonObject | Rejection:
         """The full document (state with delta, metadata, version), or 404."""
-        try:
-            token = _client_token(_optional_request(payload))
-            _check_names(thing, name, token)
-            shadow = self._load_existing(thing, name, token)
-        except _Invalid as invalid:
-            return invalid.rejection
+        opened = self._open_existing(thing, name, payload)
+        if isinstance(opened, Rejection):
+            return opened
+        shadow, token = opened
         state: JsonObject = {key: shadow.state[key] for key in SECTIONS if key in shadow.state}
         difference = delta(shadow.state.get("desired", {}), shadow.state.get("reported", {}))
         if difference:
@@ -153,12 +151,10 @@ class ShadowStore:
 
     def delete(self, thing: str, name: str = "", payload: bytes = b"") -> JsonObject | Rejection:
         """Delete the shadow (its version is remembered for 48 hours), or 404."""
-        try:
-            token = _client_token(_optional_request(payload))
-            _check_names(thing, name, token)
-            shadow = self._load_existing(thing, name, token)
-        except _Invalid as invalid:
-            return invalid.rejection
+        opened = self._open_existing(thing, name, payload)
+        if isinstance(opened, Rejection):
+            return opened
+        shadow, token = opened
         now = self.now()
         with self._db:
             self._db.execute(
@@ -167,6 +163,17 @@ class ShadowStore:
                 (now, thing, name),
             )
         return self._response({"version": shadow.version}, token)
+
+    def _open_existing(
+        self, thing: str, name: str, payload: bytes
+    ) -> tuple[_Shadow, str | None] | Rejection:
+        """A get or delete request's existing shadow and client token, or why not."""
+        try:
+            token = _client_token(_optional_request(payload))
+            _check_names(thing, name, token)
+            return self._load_existing(thing, name, token), token
+        except _Invalid as invalid:
+            return invalid.rejection
 
     def list_named(
         self, thing: str, page_size: int = 25, next_token: str | None = None
