@@ -26,7 +26,7 @@ from pydantic import (
     ValidationError,
 )
 
-from aggregator_cloud.store import FleetRegistry
+from aggregator_cloud.store import FleetRegistry, PlanHistory
 
 from .result import HandlerResult, describe, mismatch, thing_name
 
@@ -65,6 +65,8 @@ def handle_plan_documents(
     plan = tally.document(state.desired, "desired", "plan", Plan)
     if plan is not None and tally.same_node("desired.plan", plan.node):
         registry.record_desired_plan(node, plan.id, plan.expiry)
+        if isinstance(registry, PlanHistory):
+            registry.record_plan(plan)
         tally.stored += 1
     ack = tally.document(state.reported, "reported", "plan", PlanAck)
     if ack is not None:

@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from fractal.protocol import NodeDescriptor, PlanAck, Reading, TelemetrySnapshot
+from fractal.protocol import NodeDescriptor, Plan, PlanAck, Reading, TelemetrySnapshot
 
 PENDING = "pending"
 """Plan status while the node has not acknowledged the plan in `desired.plan` yet."""
@@ -101,6 +101,15 @@ class FleetRegistry(Protocol):
 
     def mark_seen(self, node: str, when: datetime) -> None:
         """The node was heard from at `when` (registers it if it is new)."""
+
+
+@runtime_checkable
+class PlanHistory(Protocol):
+    """A registry that also keeps every plan written to nodes (their expected trajectories),
+    for the dashboards' plan-against-actual charts."""
+
+    def record_plan(self, plan: Plan) -> None:
+        """Keep the plan written to `plan.node` (a plan id already kept is left as it is)."""
 
 
 class FleetStore(TelemetrySink, FleetRegistry, Protocol):

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from fractal.protocol import NodeDescriptor, PlanAck, Reading, TelemetrySnapshot, to_jsonable
+from fractal.protocol import (
+    NodeDescriptor,
+    Plan,
+    PlanAck,
+    Reading,
+    TelemetrySnapshot,
+    to_jsonable,
+)
 
 from .frames import FIELDS, group_totals
 from .records import Insertion, NodeRecord, PlanState, TransactionLost
@@ -58,6 +65,17 @@ CREATE TABLE IF NOT EXISTS node_tags (
     PRIMARY KEY (node, key)
 );
 CREATE INDEX IF NOT EXISTS tags_by_value ON node_tags (key, value);
+CREATE TABLE IF NOT EXISTS plans (
+    node TEXT NOT NULL,
+    id TEXT NOT NULL,
+    issued TEXT NOT NULL,
+    start TEXT NOT NULL,
+    "end" TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    expected TEXT,
+    PRIMARY KEY (node, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS plans_by_time ON plans (node, "end");
 """
 
 
@@ -248,6 +266,37 @@ class SqliteStore:
                 "UPDATE nodes SET desired_plan_id = ?, desired_plan_expiry = ? WHERE node = ?",
                 (plan_id, iso(expiry), node),
             )
+
+    def record_plan(self, plan: Plan) -> None:
+        expected = None if plan.expected is None else json.dumps(to_jsonable(plan.expected))
+        with self.atomic() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO plans "
+                '(node, id, issued, start, "end", step, expected) VALUES (?, ?, ?, ?, ?, ?, ?)',
+                (
+                    plan.node,
+                    plan.id,
+                    iso(plan.issued),
+                    iso(plan.start),
+                    iso(min(plan.end, plan.expiry)),
+                    plan.step,
+                    expected,
+                ),
+            )
+
+    def plans(self, nodes: Sequence[str], start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """The plans of `nodes` covering any of [start, end), oldest issued first: `node`,
+        `id`, `issued`, `start`, `end` (the earlier of the last slot's end and the expiry),
+        `step` (s) and `expected` (the trajectories as in the plan, or None)."""
+        found: list[dict[str, Any]] = []
+        with self._lock:
+            for node in nodes:
+                rows = self._db.execute(
+                    'SELECT * FROM plans WHERE node = ? AND "end" > ? AND start < ?',
+                    (node, iso(start), iso(end)),
+                ).fetchall()
+                found.extend(_plan_row(row) for row in rows)
+        return sorted(found, key=lambda plan: (plan["issued"], plan["node"], plan["id"]))
 
     def record_plan_ack(self, node: str, ack: PlanAck) -> bool:
         with self.atomic() as db:
@@ -463,6 +512,18 @@ def _node_record(row: sqlite3.Row, tags: dict[str, str]) -> NodeRecord:
             ack_ts=_from_iso(row["ack_ts"]),
         ),
     )
+
+
+def _plan_row(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "node": row["node"],
+        "id": row["id"],
+        "issued": datetime.fromisoformat(row["issued"]),
+        "start": datetime.fromisoformat(row["start"]),
+        "end": datetime.fromisoformat(row["end"]),
+        "step": int(row["step"]),
+        "expected": _json(row["expected"]),
+    }
 
 
 def _json(text: str | None) -> dict[str, Any] | None:
