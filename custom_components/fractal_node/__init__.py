@@ -43,6 +43,7 @@ from .fractal.link_settings import check_link_credentials
 from .fractal.node import LinkMode, NodeConfig, NodeRuntime
 from .fractal.protocol import Plan
 from .fractal.tls import CertificateInfo, CredentialError
+from .meters import async_start_meters
 from .modbus import described_device
 from .node_link import NodeLink, async_start_link
 from .power_sources import async_feed_power_flows
@@ -68,6 +69,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry) 
     entry.async_on_unload(pool.close)  # also when set-up fails below
     devices = await async_start_devices(hass, entry, pool)
     entry.runtime_data = FractalNodeData(runtime, coordinator, certificate, pool, devices)
+    entry.runtime_data.meters.update(await async_start_meters(hass, entry))
     entry.async_on_unload(runtime.add_listener(coordinator.async_set_updated_data))
     for unsubscribe in async_feed_power_flows(
         runtime, [*devices.values(), *entry.runtime_data.meters.values()]

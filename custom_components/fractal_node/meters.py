@@ -1,0 +1,31 @@
+"""Start the node's smart meters: each meter subentry type has a starter that builds its
+`MeterSource` and connects its transport (stopped on unload).
+
+A new meter kind adds its subentry type and starter to `METER_STARTERS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.core import HomeAssistant
+
+from .meter_entities import MeterSource
+
+type MeterStarter = Callable[[HomeAssistant, ConfigEntry, ConfigSubentry], Awaitable[MeterSource]]
+
+METER_STARTERS: dict[str, MeterStarter] = {}
+
+
+async def async_start_meters(hass: HomeAssistant, entry: ConfigEntry) -> dict[str, MeterSource]:
+    """Every meter subentry's source, started and watched for silence, by subentry id."""
+    meters: dict[str, MeterSource] = {}
+    for subentry_id, subentry in entry.subentries.items():
+        starter = METER_STARTERS.get(subentry.subentry_type)
+        if starter is None:
+            continue
+        source = await starter(hass, entry, subentry)
+        entry.async_on_unload(source.async_start())
+        meters[subentry_id] = source
+    return meters
