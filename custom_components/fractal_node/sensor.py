@@ -37,7 +37,6 @@ from .fractal.node import LinkStatus, NodePlanStatus, NodeState
 from .fractal.protocol.rules import MODES_BY_KIND
 from .meter_entities import MeterSource, meter_sensors
 from .modbus import KIND_OF_ROLE
-from .plan_sensors import PLAN_SENSORS, PlanSensor, StandalonePlanSensor, next_changes
 
 # The coordinator pushes updates; entities never poll.
 PARALLEL_UPDATES = 0
@@ -106,11 +105,6 @@ async def async_setup_entry(
     executor = entry.runtime_data.executor
     assert executor is not None  # set-up starts it before the platforms
     async_add_entities([NextPlanChangeSensor(executor.coordinator, coordinator)])
-    async_add_entities(
-        PlanSensor(executor.coordinator, coordinator, description) for description in PLAN_SENSORS
-    )
-    if (standalone := entry.runtime_data.standalone) is not None:
-        async_add_entities([StandalonePlanSensor(standalone.coordinator, coordinator)])
     for subentry_id, node_device in entry.runtime_data.devices.items():
         sensors: list[SensorEntity] = list(_device_sensors(node_device))
         if KIND_OF_ROLE[Role(node_device.role)] in CONVERTERS:
@@ -277,10 +271,3 @@ class NextPlanChangeSensor(CoordinatorEntity[ExecutorCoordinator], SensorEntity)
     @property
     def native_value(self) -> datetime | None:
         return self.coordinator.data.next_change
-
-    @property
-    def extra_state_attributes(self) -> dict[str, object]:
-        """What changes then: the new command per device."""
-        entry = self.coordinator.config_entry
-        assert entry is not None
-        return {"changes": next_changes(self.coordinator.data, entry)}
