@@ -11,6 +11,8 @@ from pathlib import Path
 
 from aiomqtt import MqttError
 
+from aggregator_cloud.views import CarbonDataError
+
 from .broker import BrokerError
 from .ca import CertificateAuthority, InvalidNodeId, write_private
 from .runtime import DataLayout, ServeSettings, serve
@@ -34,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve_parser.add_argument(
         "--http-host", default="127.0.0.1", help="loopback address of the iot-data REST API"
     )
+    serve_parser.add_argument(
+        "--carbon-intensity",
+        type=Path,
+        help="the grid's carbon intensity for the dashboards: a saved response of the National "
+        "Grid carbon-intensity API (national or regional JSON)",
+    )
     serve_parser.set_defaults(run=run_serve)
 
     enroll_parser = subparsers.add_parser(
@@ -50,11 +58,16 @@ def run_serve(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = ServeSettings(
-        args.data_dir, args.host, args.mqtt_port, args.http_port, args.http_host
+        args.data_dir,
+        args.host,
+        args.mqtt_port,
+        args.http_port,
+        args.http_host,
+        args.carbon_intensity,
     )
     try:
         asyncio.run(_serve_until_signalled(settings))
-    except (BrokerError, NotLoopback, OSError, MqttError) as error:
+    except (BrokerError, NotLoopback, OSError, MqttError, CarbonDataError) as error:
         print(f"fractal-aggregator serve: {error}", file=sys.stderr)
         return 1
     return 0

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from aiohttp import web
 
 from aggregator_cloud.local.rules import RulesDispatcher
@@ -35,13 +36,17 @@ class FleetData:
 
 @contextlib.asynccontextmanager
 async def fleet_data(
-    database: Path, app: web.Application, local_port: int, tls_context: ssl.SSLContext | None
+    database: Path,
+    app: web.Application,
+    local_port: int,
+    tls_context: ssl.SSLContext | None,
+    intensity: pd.Series | None = None,
 ) -> AsyncIterator[FleetData]:
     """Open the store, add the fleet page to `app` (before its runner is set up) and run the
     rules dispatcher until the block ends."""
     store = SqliteStore(database)
     try:
-        add_routes(app, store)
+        add_routes(app, store, intensity=intensity)
         dispatcher = RulesDispatcher(store, local_port, tls_context=tls_context)
         subscribed = asyncio.Event()
         task = asyncio.create_task(dispatcher.run(subscribed.set), name="fractal rules")

@@ -25,6 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
+from aggregator_cloud.views import load_intensity
+
 from .broker import Broker, BrokerError, BrokerSettings
 from .ca import CertificateAuthority, write_private
 from .fleet_data import fleet_data
@@ -42,6 +44,8 @@ class ServeSettings:
     mqtt_port: int = 8883
     http_port: int = 8080
     http_host: str = "127.0.0.1"
+    carbon_intensity: Path | None = None
+    """The grid's carbon intensity for the dashboards (National Grid API JSON), if any."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,9 @@ async def serve(settings: ServeSettings, stop: asyncio.Event) -> None:
     """Run the broker, the shadow service and the fleet data side (store, rules dispatcher,
     page) until ``stop`` is set; print one line once ready."""
     check_loopback(settings.http_host)
+    intensity = None
+    if settings.carbon_intensity is not None:
+        intensity = load_intensity(settings.carbon_intensity)  # a bad file stops serve here
     layout = DataLayout(settings.data_dir)
     # Traversable (for the broker user) but not listable by others.
     layout.root.mkdir(mode=0o711, parents=True, exist_ok=True)
@@ -122,7 +129,7 @@ async def serve(settings: ServeSettings, stop: asyncio.Event) -> None:
         app = build_app(service)
         # The fleet store, the rules dispatcher (service identity: a node certificate would be
         # granted the subscriptions and then silently receive nothing) and the fleet page.
-        async with fleet_data(layout.fleet_db, app, local_port, tls) as fleet:
+        async with fleet_data(layout.fleet_db, app, local_port, tls, intensity) as fleet:
             layout.fleet_db.chmod(0o600)  # households' data: owner only
             await _serve_shadows(
                 app,

@@ -240,11 +240,12 @@ def _peaks(buckets: pd.DataFrame) -> dict[str, Any]:
     if reported.empty:
         return {}
     baseline = reported["grid_w"] - reported["battery_w"]
+    times = reported.index
     return {
         "with_w": float(reported["grid_w"].max()),
-        "with_ts": reported["grid_w"].idxmax().to_pydatetime(),
+        "with_ts": times[int(reported["grid_w"].to_numpy().argmax())].to_pydatetime(),
         "without_w": float(baseline.max()),
-        "without_ts": baseline.idxmax().to_pydatetime(),
+        "without_ts": times[int(baseline.to_numpy().argmax())].to_pydatetime(),
     }
 
 

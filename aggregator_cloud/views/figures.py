@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Final
 
 import pandas as pd
-import plotly.graph_objects as go
-import plotly.io
+import plotly.graph_objects as go  # type: ignore[import-untyped]
+import plotly.io  # type: ignore[import-untyped]
 
 from .dashboard import Dashboard
 

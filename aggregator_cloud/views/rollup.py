@@ -238,7 +238,7 @@ def _fold(db: sqlite3.Connection, chunk: pd.DataFrame) -> tuple[int, int]:
     """Add the chunk's samples to their node buckets and the members' change of mean to their
     groups' buckets; returns (node buckets, group buckets) changed."""
     delta = _bucket_sums(chunk)
-    old = _node_rows(db, delta.index)
+    old = _node_rows(db, pd.MultiIndex.from_frame(delta.index.to_frame()))
     new = old.add(delta, fill_value=0.0)
     _write_node_rows(db, new)
     change = _contribution(new).sub(_contribution(old), fill_value=0.0)
@@ -350,7 +350,7 @@ def _sync_membership(db: sqlite3.Connection) -> tuple[int, int]:
         if not rows:
             continue
         membership = pd.DataFrame(sorted(rows), columns=["key", "value", "node"])
-        stored = _all_node_rows(db, membership["node"].unique())
+        stored = _all_node_rows(db, sorted(set(membership["node"])))
         changed += _add_to_groups(db, _contribution(stored) * sign, membership)
     db.executemany(
         "DELETE FROM view_group_members WHERE key = ? AND value = ? AND node = ?",

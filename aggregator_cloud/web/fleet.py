@@ -9,6 +9,8 @@ Routes (clear of the iot-data REST paths `/things/`, `/topics/`, `/api/things/`)
     GET /api/nodes/{node}/telemetry       samples as JSON; `?since=` and `?until=` (ISO 8601)
     GET /api/groups/{key}/{value}/telemetry   a tag group's summed telemetry; `?since=&step=`
 
+The node and group pages open with the same dashboard (web/dashboards.py, `?period=`).
+
 Server-rendered with Jinja2 (autoescaping on); the pages refresh themselves every 30 s."""
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ import pandas as pd
 from aiohttp import web
 
 from aggregator_cloud.store import FIELDS, NodeRecord, SqliteStore
+from aggregator_cloud.views import Subject
+
+from .dashboards import add_dashboard_routes, dashboard_view, kwh
 
 Clock = Callable[[], datetime]
 
@@ -47,9 +52,15 @@ NO_VALUE: Final = "\u2013"
 
 
 def add_routes(
-    app: web.Application, store: SqliteStore, clock: Clock = lambda: datetime.now(UTC)
+    app: web.Application,
+    store: SqliteStore,
+    clock: Clock = lambda: datetime.now(UTC),
+    *,
+    intensity: pd.Series | None = None,
 ) -> None:
-    """Serve the fleet page and its JSON endpoints from `app` (e.g. the iot-data REST app)."""
+    """Serve the fleet page and its JSON endpoints from `app` (e.g. the iot-data REST app);
+    `intensity`: the grid's carbon intensity for the dashboards (views.load_intensity)."""
+    add_dashboard_routes(app, store, intensity)
     app[STORE_KEY] = store
     app[CLOCK_KEY] = clock
     app[TEMPLATES_KEY] = _templates()
@@ -71,6 +82,7 @@ def _templates() -> jinja2.Environment:
     environment.filters["percent"] = _percent
     environment.filters["when"] = _when
     environment.filters["segment"] = _path_segment
+    environment.filters["kwh"] = kwh
     return environment
 
 
@@ -202,9 +214,12 @@ async def node_page(request: web.Request) -> web.Response:
     record = _record(request)
     samples = store.samples(record.node, now - RECENT, None)
     row = _row(record, store.latest_samples().get(record.node), now)
+    view = await dashboard_view(request, store, Subject(node=record.node), now)
     return _render(
         request,
         "node.html",
+        view=view,
+        base_path=f"/nodes/{_path_segment(record.node)}",
         row=row,
         devices=(record.descriptor or {}).get("devices", []),
         samples=_sample_dicts(samples.iloc[::-1]),
@@ -220,9 +235,12 @@ async def group_page(request: web.Request) -> web.Response:
     if not members:
         raise web.HTTPNotFound(text=f"no node is tagged {key}={value}")
     frame = store.group_telemetry(key, value, now - RECENT, now, GROUP_STEP)
+    view = await dashboard_view(request, store, Subject(group=(key, value)), now)
     return _render(
         request,
         "group.html",
+        view=view,
+        base_path=f"/groups/{_path_segment(key)}/{_path_segment(value)}",
         key=key,
         value=value,
         rows=members,
