@@ -130,7 +130,12 @@ async def _async_start_link(
 
     try:
         node_link = await async_start_link(
-            hass, runtime, entry.data, envelope.envelope_check, soc_pct
+            hass,
+            runtime,
+            entry.data,
+            envelope.envelope_check,
+            soc_pct,
+            clamp_check=envelope.clamped_parts,
         )
     except ValueError as error:  # awscrt refused the PEM text the checks accepted
         raise ConfigEntryAuthFailed(

@@ -38,7 +38,7 @@ from .const import (
     DOMAIN,
 )
 from .fractal.link.buffer import TelemetryBuffer
-from .fractal.link.plan_inbox import EnvelopeCheck, PlanDecision
+from .fractal.link.plan_inbox import ClampCheck, EnvelopeCheck, PlanDecision
 from .fractal.link.shadow_link import LinkConfig, LinkState, LinkStatus, ShadowLink
 from .fractal.node import NodeRuntime
 from .fractal.protocol import LinkMode, PlanStatus, TelemetrySnapshot, parse
@@ -87,6 +87,7 @@ class NodeLink:
         *,
         envelope_check: EnvelopeCheck | None,
         soc_pct: Callable[[], float | None],
+        clamp_check: ClampCheck | None = None,
     ) -> None:
         self._hass = hass
         self._soc_pct = soc_pct
@@ -103,6 +104,7 @@ class NodeLink:
             clock=dt_util.utcnow,
             on_status=self._status_changed,
             envelope_check=envelope_check,
+            clamp_check=clamp_check,
         )
 
     async def async_start(self) -> None:
@@ -182,10 +184,13 @@ async def async_start_link(
     data: Mapping[str, Any],
     envelope_check: EnvelopeCheck | None,
     soc_pct: Callable[[], float | None],
+    *,
+    clamp_check: ClampCheck | None = None,
 ) -> NodeLink | None:
     """Open the buffer and start the link of a linked node (None for a standalone one).
 
-    `soc_pct` gives the node's battery state of charge for each sample (None: unknown).
+    `soc_pct` gives the node's battery state of charge for each sample (None: unknown);
+    `clamp_check` the parts of an accepted plan the envelope clamps (the ack's `clamped`).
     Raises ValueError with the reason when the TLS credentials cannot be used."""
     config = link_config(runtime.config.link, runtime.config.node_id, data)
     if config is None:
@@ -194,7 +199,13 @@ async def async_start_link(
         _open_buffer, buffer_path(hass, runtime.config.node_id)
     )
     node_link = NodeLink(
-        hass, runtime, config, buffer, envelope_check=envelope_check, soc_pct=soc_pct
+        hass,
+        runtime,
+        config,
+        buffer,
+        envelope_check=envelope_check,
+        soc_pct=soc_pct,
+        clamp_check=clamp_check,
     )
     try:
         await node_link.async_start()

@@ -336,6 +336,14 @@ async def test_a_charge_window_reaches_the_battery_within_its_envelope(
     )
     await hass.async_add_executor_job(write_desired_plan, aggregator, "hearth-3", plan)
     await until(lambda: sensor(hass, "hearth-3", "plan_status") == "executing")
+    # Accepted, with the part the envelope clamps named in the acknowledgement.
+    ack = (await hass.async_add_executor_job(shadow, aggregator, "hearth-3", "plan"))["plan"]
+    assert ack["clamped"] == [
+        {
+            "path": f"devices.{battery_id}.windows[0].value",
+            "message": "charge 5000 W limited to max_charge_w 3000 W",
+        }
+    ]
     # 5000 W asked, the installer's 3000 W maximum written, with the mode that switches it on.
     await until(lambda: battery_setpoint(battery) == (3000, 1))
     state = hass.states.get(mode_sensor)

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fractal.executor import Envelope
 from fractal.link.plan_inbox import PlanInbox, check_plan
-from fractal.protocol import Plan, PlanAck, PlanStatus, Problem, parse
+from fractal.protocol import NodeDescriptor, Plan, PlanAck, PlanStatus, Problem, parse
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -246,4 +247,70 @@ def test_plans_with_fields_replaced_by_garbage_are_never_run(changes: dict[str, 
     if not parse(Plan, raw).ok:
         assert plan is None
         assert ack.status is PlanStatus.REJECTED
+    assert_valid_ack(ack)
+
+
+def battery_envelope(max_charge_w: int) -> Envelope:
+    descriptor = parse(
+        NodeDescriptor,
+        {
+            "schema": "fractal.node.v1",
+            "node": NODE,
+            "name": "Home",
+            "software": "0.1.0",
+            "link": "local",
+            "devices": [
+                {
+                    "id": "battery",
+                    "kind": "battery",
+                    "capabilities": ["balance", "charge"],
+                    "envelope": {"max_charge_w": max_charge_w, "capacity_wh": 10_000},
+                }
+            ],
+        },
+    ).document
+    assert descriptor is not None
+    return Envelope(descriptor)
+
+
+def test_a_plan_over_the_envelope_is_accepted_with_every_clamped_part_listed() -> None:
+    envelope = battery_envelope(max_charge_w=2000)
+    inbox = PlanInbox(NODE, envelope.envelope_check, envelope.clamped_parts)
+
+    decision = inbox.receive(plan_doc("p1"), T0 - timedelta(minutes=5))
+
+    assert decision is not None
+    assert decision.in_force is not None  # clamped, not rejected: the rest runs as planned
+    assert decision.ack.status is PlanStatus.ACCEPTED
+    assert [(issue.path, issue.message) for issue in decision.ack.clamped] == [
+        ("devices.battery.windows[0].value", "charge 2500 W limited to max_charge_w 2000 W")
+    ]
+    assert_valid_ack(decision.ack)
+    executing = inbox.tick(T0)  # every later acknowledgement of the plan still says so
+    assert executing is not None
+    assert executing.ack.status is PlanStatus.EXECUTING
+    assert executing.ack.clamped == decision.ack.clamped
+
+
+def test_a_plan_inside_the_envelope_is_acknowledged_with_nothing_clamped() -> None:
+    envelope = battery_envelope(max_charge_w=3000)
+    inbox = PlanInbox(NODE, envelope.envelope_check, envelope.clamped_parts)
+    decision = inbox.receive(plan_doc("p1"), T0)
+    assert decision is not None
+    assert decision.ack.status is PlanStatus.EXECUTING
+    assert decision.ack.clamped == ()
+
+
+def test_a_plan_clamped_in_every_slot_lists_sixteen_and_counts_the_rest() -> None:
+    envelope = battery_envelope(max_charge_w=1000)
+    document = plan_doc("p1")
+    document["devices"]["battery"] = {
+        "kind": "battery",
+        "setpoints": {"quantity": "battery_w", "values": [1500] * 48},
+    }
+    _, ack = check(document, clamp_check=envelope.clamped_parts)
+    assert ack.status is PlanStatus.EXECUTING
+    assert len(ack.clamped) == 16
+    assert ack.clamped[0].path == "devices.battery.setpoints.values[0]"
+    assert ack.reason == "32 more not listed"
     assert_valid_ack(ack)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fractal.executor import Envelope
 from fractal.link.buffer import TelemetryBuffer
 from fractal.link.plan_inbox import PlanDecision
 from fractal.link.reporting import SnapshotPolicy
@@ -505,3 +506,62 @@ async def test_several_nodes_in_one_process_each_deliver_their_own_telemetry(
             return {name: list(dict.fromkeys(seqs)) for name, seqs in seen.items()}
 
         await until(lambda: per_node() == {name: [1, 2, 3] for name in names}, "all delivered")
+
+
+async def test_a_plan_over_the_envelope_is_acknowledged_with_its_clamped_parts(
+    aggregator: LocalAggregator, tmp_path: Path
+) -> None:
+    credentials = aggregator.enroll("home-clamped")
+    descriptor = parse(
+        NodeDescriptor,
+        {
+            "schema": "fractal.node.v1",
+            "node": "home-clamped",
+            "name": "Home",
+            "software": "0.1.0",
+            "link": "local",
+            "devices": [
+                {
+                    "id": "battery",
+                    "kind": "battery",
+                    "capabilities": ["charge", "hold"],
+                    "envelope": {"max_charge_w": 3000},
+                }
+            ],
+        },
+    ).document
+    assert descriptor is not None
+    envelope = Envelope(descriptor)
+    charge = [{"start": 0, "end": 2, "mode": "charge", "value": 4500}]
+    hold = [{"start": 2, "end": 4, "mode": "hold"}]
+    plan = plan_doc(
+        "home-clamped", "over", devices={"battery": {"kind": "battery", "windows": charge + hold}}
+    )
+    write_desired_plan(aggregator, "home-clamped", plan)
+    node = Node()
+    buffer = TelemetryBuffer(tmp_path / "b.db")
+    link = ShadowLink(
+        config(credentials, aggregator.mqtt_port),
+        buffer,
+        node.decisions.append,
+        now,
+        on_status=node.statuses.append,
+        envelope_check=envelope.envelope_check,
+        clamp_check=envelope.clamped_parts,
+    )
+    await link.start()
+    try:
+        await until(lambda: node.acked("over", PlanStatus.EXECUTING), "the plan acknowledged")
+    finally:
+        await link.stop()
+        buffer.close()
+    reported = reported_plan(aggregator, "home-clamped")
+    assert (reported["id"], reported["status"]) == ("over", "executing")
+    assert reported["clamped"] == [
+        {
+            "path": "devices.battery.windows[0].value",
+            "message": "charge 4500 W limited to max_charge_w 3000 W",
+        }
+    ]
+    assert link.plan_in_force is not None
+    assert link.plan_in_force.id == "over"

@@ -19,6 +19,9 @@ from ..protocol import Plan, PlanAck, PlanStatus, Problem, parse
 
 EnvelopeCheck = Callable[[Plan], Sequence[Problem]]
 """The executor's check of a plan against the installer's safety envelope: the problems found."""
+ClampCheck = Callable[[Plan], Sequence[Problem]]
+"""The parts of an accepted plan the envelope clamps (`Envelope.clamped_parts`): the ack's
+`clamped`, repeated in every acknowledgement of the plan while it is in force."""
 
 _DOCUMENT_ID = re.compile(r"^[a-zA-Z0-9._:-]{1,64}$")
 
@@ -41,8 +44,10 @@ def check_plan(
     node_id: str,
     now: datetime,
     envelope_check: EnvelopeCheck | None = None,
+    clamp_check: ClampCheck | None = None,
 ) -> tuple[Plan | None, PlanAck]:
-    """Validate a desired plan; the plan (None unless it may run) and its acknowledgement."""
+    """Validate a desired plan; the plan (None unless it may run) and its acknowledgement,
+    listing what `clamp_check` says the envelope clamps."""
     parsed = parse(Plan, raw) if isinstance(raw, Mapping | str | bytes) else None
     if parsed is None or parsed.document is None:
         problems = parsed.problems if parsed else (Problem("", "a plan must be a JSON object"),)
@@ -55,7 +60,8 @@ def check_plan(
         return None, expiry_ack(plan, now)
     if envelope_check is not None and (outside := list(envelope_check(plan))):
         return None, rejection(plan.id, outside, now, prefix="outside the safety envelope: ")
-    return plan, make_ack(plan.id, status_at(plan, now), now)
+    clamped = clamp_check(plan) if clamp_check is not None else ()
+    return plan, make_ack(plan.id, status_at(plan, now), now, clamped=clamped)
 
 
 def status_at(plan: Plan, now: datetime) -> PlanStatus:
@@ -95,19 +101,31 @@ def rejection(
 
 
 def make_ack(
-    plan_id: str, status: PlanStatus, now: datetime, *, reason: str | None = None
+    plan_id: str,
+    status: PlanStatus,
+    now: datetime,
+    *,
+    reason: str | None = None,
+    clamped: Sequence[Problem] = (),
 ) -> PlanAck:
-    return PlanAck.fitted(plan_id=plan_id, status=status, ts=now, reason=reason)
+    return PlanAck.fitted(plan_id=plan_id, status=status, ts=now, reason=reason, clamped=clamped)
 
 
 class PlanInbox:
     """The plan in force and the acknowledgement last given, updated by arrivals and time."""
 
-    def __init__(self, node_id: str, envelope_check: EnvelopeCheck | None = None) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        envelope_check: EnvelopeCheck | None = None,
+        clamp_check: ClampCheck | None = None,
+    ) -> None:
         self._node_id = node_id
         self._envelope_check = envelope_check
+        self._clamp_check = clamp_check
         self._in_force: Plan | None = None
         self._in_force_status: PlanStatus | None = None
+        self._in_force_clamped: list[Problem] = []
         self._last_ack: PlanAck | None = None
         self._last_raw: str | None = None
 
@@ -129,12 +147,19 @@ class PlanInbox:
             return None
         self._last_raw = fingerprint
         plan, ack = check_plan(
-            raw, node_id=self._node_id, now=now, envelope_check=self._envelope_check
+            raw,
+            node_id=self._node_id,
+            now=now,
+            envelope_check=self._envelope_check,
+            clamp_check=self._clamp_check,
         )
         superseded = None
         if plan is not None:
             superseded = self._supersede(plan, now)
             self._in_force, self._in_force_status = plan, ack.status
+            # Every acknowledgement of the plan repeats what is clamped (all of it: the ack
+            # counts what does not fit).
+            self._in_force_clamped = list(self._clamp_check(plan)) if self._clamp_check else []
         self._last_ack = ack
         return PlanDecision(ack, self._in_force, superseded)
 
@@ -157,7 +182,7 @@ class PlanInbox:
         if status is self._in_force_status:
             return None
         self._in_force_status = status
-        self._last_ack = make_ack(plan.id, status, now)
+        self._last_ack = make_ack(plan.id, status, now, clamped=self._in_force_clamped)
         return PlanDecision(self._last_ack, plan)
 
 

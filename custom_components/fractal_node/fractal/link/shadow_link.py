@@ -52,7 +52,7 @@ from ..protocol import (
     to_jsonable,
 )
 from .buffer import BufferStatus, PendingBatch, TelemetryBuffer
-from .plan_inbox import EnvelopeCheck, PlanDecision, PlanInbox
+from .plan_inbox import ClampCheck, EnvelopeCheck, PlanDecision, PlanInbox
 from .reporting import Backoff, SnapshotPolicy
 
 _LOGGER = logging.getLogger(__name__)
@@ -135,6 +135,7 @@ class ShadowLink:
         *,
         on_status: StatusListener | None = None,
         envelope_check: EnvelopeCheck | None = None,
+        clamp_check: ClampCheck | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._config = config
@@ -143,7 +144,7 @@ class ShadowLink:
         self._on_status = on_status
         self._clock = clock
         self._rng = rng or random.Random()
-        self._inbox = PlanInbox(config.node_id, envelope_check)
+        self._inbox = PlanInbox(config.node_id, envelope_check, clamp_check)
         self._policy = config.snapshot_policy()
         self._topic = TELEMETRY_TOPIC.format(node=config.node_id)
         self._status = LinkStatus(LinkState.STOPPED)
