@@ -17,21 +17,13 @@ from fractal.zigbee.scaling import Scale, scale_of
 from tests.support.zigbee_radio import COORDINATOR_IEEE, FakeRadio, clamp_meter, smart_plug
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def radio() -> FakeRadio:
     return FakeRadio.create()
 
 
-async def started(device: object, clock: Clock | None = None) -> ZigbeeMeter:
-    meter = ZigbeeMeter(device, stale_after=300, clock=clock or Clock())
+async def started(device: object) -> ZigbeeMeter:
+    meter = ZigbeeMeter(device)
     meter.start()
     await meter.async_read()
     return meter
@@ -47,7 +39,9 @@ async def test_clamp_meter_reads_scaled_by_its_multiplier_and_divisor(radio: Fak
     assert reading.export_wh == pytest.approx(750_000.0)
     assert reading.voltage_v is None
     assert reading.current_a is None
-    assert meter.available()
+    assert meter.scaled
+    assert meter.link_quality == 200  # of the frames that answered the reads
+    assert meter.signal_strength == -60
 
 
 async def test_smart_plug_power_voltage_and_current(radio: FakeRadio) -> None:
@@ -107,13 +101,13 @@ async def test_a_device_without_scaling_attributes_counts_in_units(radio: FakeRa
 
 async def test_a_divisor_of_zero_is_a_clear_error_and_no_reading(radio: FakeRadio) -> None:
     device = radio.join(clamp_meter(divisor=0))
-    meter = ZigbeeMeter(device, stale_after=300, clock=Clock())
+    meter = ZigbeeMeter(device)
     meter.start()
     with pytest.raises(ScalingError, match="divisor of 0"):
         await meter.async_read()
     assert meter.problem == "Metering: the device reports a divisor of 0"
     assert meter.reading().power_w is None
-    assert not meter.available()
+    assert not meter.scaled
 
 
 async def test_a_divisor_of_zero_reported_later_keeps_the_previous_scale(
@@ -130,7 +124,7 @@ async def test_a_divisor_of_zero_reported_later_keeps_the_previous_scale(
 
 
 async def test_a_gas_meter_is_not_an_electricity_meter(radio: FakeRadio) -> None:
-    meter = ZigbeeMeter(radio.join(clamp_meter(unit_of_measure=0x01)), stale_after=300)
+    meter = ZigbeeMeter(radio.join(clamp_meter(unit_of_measure=0x01)))
     meter.start()
     with pytest.raises(ScalingError, match="not kW/kWh"):
         await meter.async_read()
@@ -162,26 +156,37 @@ async def test_the_zcl_non_value_is_never_a_reading(radio: FakeRadio) -> None:
     assert meter.reading().import_wh == pytest.approx(5_000_000.0)  # the last good one stays
 
 
-async def test_a_device_that_stops_reporting_becomes_unavailable(radio: FakeRadio) -> None:
+async def test_a_poll_reads_the_values_again_and_the_scaling_once(radio: FakeRadio) -> None:
     sim = clamp_meter()
-    clock = Clock()
-    meter = await started(radio.join(sim), clock)
-    clock.now += 300
-    assert meter.available()
-    clock.now += 1
-    assert not meter.available()
-    radio.receive(sim.report(METERING, {"instantaneous_demand": 100}))
-    assert meter.available()
+    meter = await started(radio.join(sim))
+    sim.attributes[METERING]["instantaneous_demand"] = 4321
+    sim.reads.clear()
+    await meter.async_read_values()
+    assert meter.reading().power_w == pytest.approx(4321.0)
+    assert [cluster for cluster, _ in sim.reads] == [METERING]
+
+
+async def test_a_poll_before_the_scaling_is_known_reads_it(radio: FakeRadio) -> None:
+    sim = clamp_meter()
+    sim.reachable = False
+    meter = ZigbeeMeter(radio.join(sim))
+    meter.start()
+    with pytest.raises(ZigbeeUnavailable):
+        await meter.async_read()
+    sim.reachable = True  # back in range
+    await meter.async_read_values()
+    assert meter.scaled
+    assert meter.reading().power_w == pytest.approx(1234.0)
 
 
 async def test_an_unreachable_device_is_reported_as_such(radio: FakeRadio) -> None:
     sim = clamp_meter()
     sim.reachable = False
-    meter = ZigbeeMeter(radio.join(sim), stale_after=300)
+    meter = ZigbeeMeter(radio.join(sim))
     meter.start()
     with pytest.raises(ZigbeeUnavailable, match="no answer"):
         await meter.async_read()
-    assert not meter.available()
+    assert not meter.scaled
 
 
 async def test_stopped_meter_ignores_reports(radio: FakeRadio) -> None:
@@ -208,7 +213,7 @@ async def test_a_device_without_meter_clusters_is_refused(radio: FakeRadio) -> N
     sim = clamp_meter()
     sim.attributes = {}
     with pytest.raises(NotAMeter):
-        ZigbeeMeter(radio.join(sim), stale_after=300)
+        ZigbeeMeter(radio.join(sim))
 
 
 def test_scale_arithmetic() -> None:

@@ -1,17 +1,15 @@
 """One Zigbee clamp meter or smart plug, read through zigpy whoever owns the radio.
 
-The same object serves both paths: ZHA's zigpy application (ZHA owns the stick) and our own
-bellows application (nobody else does). It reads the clusters' scaling attributes once (zigpy's
-attribute cache first: ZHA has usually read them at pairing), reads the values, and then follows
-attribute reports as they arrive. A meter that has not been heard from for `stale_after`
-seconds is unavailable.
+The same object serves any zigpy application: ZHA's (ZHA owns the stick) or one of our own.
+It reads the clusters' scaling attributes once (zigpy's attribute cache first: ZHA has usually
+read them at pairing), reads the values, and then follows attribute reports as they arrive;
+every update is heard by its listeners (silence is the listeners' business).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -117,25 +115,17 @@ class _ClusterListener:
 class ZigbeeMeter:
     """A device's Metering and Electrical Measurement clusters as one reading."""
 
-    def __init__(
-        self,
-        device: Any,
-        *,
-        stale_after: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, device: Any) -> None:
         self._metering = meter_cluster(device, METERING)
         self._electrical = meter_cluster(device, ELECTRICAL_MEASUREMENT)
         if self._metering is None and self._electrical is None:
             raise NotAMeter(f"{device.ieee} has no Metering or Electrical Measurement cluster")
         self.ieee = str(device.ieee)
-        self._stale_after = stale_after
-        self._clock = clock
+        self._device = device
         self._raw: dict[int, dict[str, Any]] = {METERING: {}, ELECTRICAL_MEASUREMENT: {}}
         self._metering_scales: MeteringScales | None = None
         self._electrical_scales: ElectricalScales | None = None
         self.problem: str | None = None  # why readings cannot be scaled, for the installer
-        self._last_heard: float | None = None
         self._listeners: list[Callable[[], None]] = []
         self._attached: list[tuple[Any, _ClusterListener]] = []
 
@@ -150,6 +140,16 @@ class ZigbeeMeter:
         for cluster, listener in self._attached:
             cluster.remove_listener(listener)
         self._attached.clear()
+
+    async def async_read_values(self) -> None:
+        """Read the values again (the scaling too, until it is known): a poll."""
+        if not self.scaled:
+            await self.async_read()
+            return
+        if self._metering is not None:
+            await _read(self._metering, METERING_VALUES, cached=False)
+        if self._electrical is not None:
+            await _read(self._electrical, ELECTRICAL_VALUES, cached=False)
 
     async def async_read(self) -> None:
         """Read the scaling (cached values first) and the values themselves from the device.
@@ -187,10 +187,17 @@ class ZigbeeMeter:
             self._electrical_scales,
         )
 
-    def available(self) -> bool:
-        """Heard from within `stale_after` seconds, and its readings can be scaled."""
-        heard = self._last_heard
-        return heard is not None and self.scaled and self._clock() - heard <= self._stale_after
+    @property
+    def link_quality(self) -> int | None:
+        """LQI of the last frame zigpy received from the device (0..255)."""
+        lqi = self._device.lqi
+        return None if lqi is None else int(lqi)
+
+    @property
+    def signal_strength(self) -> int | None:
+        """RSSI in dBm of the last frame received from the device, if the radio gives it."""
+        rssi = self._device.rssi
+        return None if rssi is None else int(rssi)
 
     def add_listener(self, update: Callable[[], None]) -> Callable[[], None]:
         """Call `update` after each attribute update; returns the unsubscribe."""
@@ -206,7 +213,6 @@ class ZigbeeMeter:
         attribute = cluster.attributes.get(attrid)
         if attribute is None:
             return
-        self._last_heard = self._clock()
         name = attribute.name
         if name in METERING_SCALING or name in ELECTRICAL_SCALING:
             self._rescale(cluster_id, name, value)
