@@ -130,7 +130,9 @@ def install(store: SqliteStore) -> bool:
 
 
 def refresh(store: SqliteStore) -> RefreshStats:
-    """Fold every pending sample into the buckets (one transaction per CHUNK samples)."""
+    """Fold every pending sample into the buckets (one transaction per CHUNK samples);
+    installs the rollup first if the store has none yet."""
+    install(store)
     with store.atomic() as db:
         memberships, groups = _sync_membership(db)
     samples = nodes = 0
