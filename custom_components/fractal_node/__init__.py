@@ -23,8 +23,10 @@ from .const import (
     CERTIFICATE_WARNING_PERIOD,
     CONF_CA_PEM,
     CONF_CERTIFICATE_PEM,
+    CONF_IMPORT_RATE,
     CONF_LINK,
     CONF_NODE_ID,
+    CONF_PLANNING,
     CONF_PRIVATE_KEY_PEM,
     CONF_TAGS,
     DOMAIN,
@@ -48,8 +50,15 @@ from .modbus import described_device
 from .node_link import NodeLink, async_start_link
 from .power_sources import async_feed_power_flows
 from .services import async_setup_services
+from .standalone import StandalonePlanner
 
-PLATFORMS = [Platform.NUMBER, Platform.SELECT, Platform.SENSOR, Platform.SWITCH]
+PLATFORMS = [
+    Platform.CALENDAR,
+    Platform.NUMBER,
+    Platform.SELECT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
@@ -77,7 +86,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry) 
         entry.async_on_unload(unsubscribe)
     envelope = Envelope(runtime.descriptor())
     entry.runtime_data.link = await _async_start_link(hass, entry, runtime, envelope)
+    entry.runtime_data.standalone = _standalone_planner(hass, entry, envelope)
     entry.runtime_data.executor = _start_executor(hass, entry, envelope)
+    if entry.runtime_data.standalone is not None:
+        for unsubscribe in entry.runtime_data.standalone.start():
+            entry.async_on_unload(unsubscribe)
     entry.async_on_unload(entry.add_update_listener(_async_reload_on_update))
     if certificate is not None:
         _async_watch_certificate(hass, entry, certificate)
@@ -105,6 +118,11 @@ def _start_executor(
     def aggregator_plan() -> Plan | None:
         return node_link.link.plan_in_force if node_link is not None else None
 
+    standalone = data.standalone
+
+    def standalone_plan() -> Plan | None:
+        return standalone.plan if standalone is not None else None
+
     executor = NodeExecutor(
         hass,
         data.runtime,
@@ -112,10 +130,27 @@ def _start_executor(
         envelope,
         aggregator_plan=aggregator_plan,
         coordinator=ExecutorCoordinator(hass, entry),
+        standalone_plan=standalone_plan,
     )
     executor.start()
     entry.async_on_unload(executor.stop)
     return executor
+
+
+def _standalone_planner(
+    hass: HomeAssistant, entry: FractalNodeConfigEntry, envelope: Envelope
+) -> StandalonePlanner | None:
+    """The node's own planner, when the householder picked an import rate to plan with
+    (standalone.py); its plan is the executor's local default while in force."""
+    settings = entry.options.get(CONF_PLANNING, {})
+    if not settings.get(CONF_IMPORT_RATE):
+        return None
+
+    def soc_pct(device_id: str) -> float | None:
+        executor = entry.runtime_data.executor
+        return executor.readings().metric(device_id, "soc_pct") if executor else None
+
+    return StandalonePlanner(hass, entry, envelope, settings, soc_pct)
 
 
 async def _async_start_link(

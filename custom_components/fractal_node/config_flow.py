@@ -21,7 +21,10 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
 from homeassistant.core import callback
+from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
+    EntitySelector,
+    EntitySelectorConfig,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
@@ -35,21 +38,34 @@ from homeassistant.util import dt as dt_util
 from homeassistant.util import slugify
 
 from .const import (
+    CONF_BATTERY_CAPACITY,
     CONF_CA_PEM,
     CONF_CERTIFICATE_PEM,
     CONF_ENDPOINT,
+    CONF_EXPORT_RATE,
+    CONF_IMPORT_RATE,
     CONF_LINK,
+    CONF_LOAD,
     CONF_NODE_ID,
+    CONF_PLANNING,
     CONF_PRIVATE_KEY_PEM,
+    CONF_PV_FORECAST,
+    CONF_ROLE,
     CONF_TAGS,
     DEFAULT_PORT,
     DOMAIN,
     SUBENTRY_MODBUS_DEVICE,
+    Role,
 )
 from .device_flow import ModbusDeviceSubentryFlow
 from .fractal.link_settings import check_link_credentials, valid_endpoint, valid_host
 from .fractal.node import LinkMode, valid_node_id, valid_node_name
 from .fractal.tags import TagParse, format_tags, parse_tags
+from .glow_flow import GlowMqttSubentryFlow
+from .glow_mqtt import SUBENTRY_GLOW_MQTT
+from .glowmarkt import SUBENTRY_GLOWMARKT
+from .glowmarkt_flow import GlowmarktSubentryFlow
+from .standalone import async_input_problems
 
 TEXT = TextSelector()
 MULTILINE = TextSelector(TextSelectorConfig(multiline=True))
@@ -74,7 +90,30 @@ USER_SCHEMA = vol.Schema(
     }
 )
 RECONFIGURE_SCHEMA = vol.Schema({vol.Required(CONF_LINK): LINK})
-TAGS_SCHEMA = vol.Schema({vol.Optional(CONF_TAGS): MULTILINE})
+RATES = EntitySelector(EntitySelectorConfig(domain=["sensor", "event"], multiple=True))
+PLANNING_SCHEMA = vol.Schema(
+    {
+        vol.Optional(CONF_IMPORT_RATE): RATES,
+        vol.Optional(CONF_EXPORT_RATE): RATES,
+        vol.Optional(CONF_PV_FORECAST): EntitySelector(
+            EntitySelectorConfig(domain="sensor", multiple=True)
+        ),
+        vol.Optional(CONF_LOAD): EntitySelector(
+            EntitySelectorConfig(domain="sensor", device_class=["power", "energy"])
+        ),
+        vol.Optional(CONF_BATTERY_CAPACITY): NumberSelector(
+            NumberSelectorConfig(
+                min=0.1, max=1000, step=0.1, unit_of_measurement="kWh", mode=NumberSelectorMode.BOX
+            )
+        ),
+    }
+)
+OPTIONS_SCHEMA = vol.Schema(
+    {
+        vol.Optional(CONF_TAGS): MULTILINE,
+        vol.Optional(CONF_PLANNING): section(PLANNING_SCHEMA, {"collapsed": True}),
+    }
+)
 LOCAL_CREDENTIALS = {
     vol.Required(CONF_CA_PEM): MULTILINE,
     vol.Required(CONF_CERTIFICATE_PEM): MULTILINE,
@@ -123,7 +162,11 @@ class FractalNodeConfigFlow(ConfigFlow, domain=DOMAIN):
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
         """Installers add the node's devices as subentries ("Add device")."""
-        return {SUBENTRY_MODBUS_DEVICE: ModbusDeviceSubentryFlow}
+        return {
+            SUBENTRY_MODBUS_DEVICE: ModbusDeviceSubentryFlow,
+            SUBENTRY_GLOW_MQTT: GlowMqttSubentryFlow,
+            SUBENTRY_GLOWMARKT: GlowmarktSubentryFlow,
+        }
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
@@ -259,23 +302,65 @@ class FractalNodeConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class FractalNodeOptionsFlow(OptionsFlow):
-    """Change a node's tags."""
+    """Change a node's tags and the entities its standalone planner reads (a collapsed
+    "planning" section: rates, PV forecast, load, battery capacity)."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         tags = TagParse()
+        planning_problems: list[str] = []
         if user_input is not None:
             tags = parse_tags(user_input.get(CONF_TAGS, ""))
-            if tags.ok:
-                return self.async_create_entry(data={CONF_TAGS: tags.tags})
-            errors[CONF_TAGS] = "invalid_tags"
-        current = {CONF_TAGS: format_tags(self.config_entry.options.get(CONF_TAGS, {}))}
+            if not tags.ok:
+                errors[CONF_TAGS] = "invalid_tags"
+            planning = _picked(user_input.get(CONF_PLANNING, {}))
+            planning_problems = await self._planning_problems(planning)
+            if planning_problems:
+                errors["base"] = "unusable_planning_input"
+            if not errors:
+                options: dict[str, Any] = {CONF_TAGS: tags.tags}
+                if planning:
+                    options[CONF_PLANNING] = planning
+                return self.async_create_entry(data=options)
+        current = {
+            CONF_TAGS: format_tags(self.config_entry.options.get(CONF_TAGS, {})),
+            CONF_PLANNING: self.config_entry.options.get(CONF_PLANNING, {}),
+        }
         return self.async_show_form(
             step_id="init",
-            data_schema=self.add_suggested_values_to_schema(TAGS_SCHEMA, user_input or current),
+            data_schema=self.add_suggested_values_to_schema(OPTIONS_SCHEMA, user_input or current),
             errors=errors,
-            description_placeholders=_tag_placeholders(tags),
+            description_placeholders=_tag_placeholders(tags)
+            | {"planning_problems": "; ".join(planning_problems)},
         )
+
+    async def _planning_problems(self, planning: Mapping[str, Any]) -> list[str]:
+        """Why the picked entities cannot be planned with (checked before they are saved)."""
+        if not planning:
+            return []
+        if not planning.get(CONF_IMPORT_RATE):
+            return ["an import rate is needed to plan"]
+        problems = _battery_problems(self.config_entry, planning)
+        return problems + await async_input_problems(self.hass, planning)
+
+
+def _picked(planning: Mapping[str, Any]) -> dict[str, Any]:
+    """The planning fields filled in (an emptied field is dropped)."""
+    return {key: value for key, value in planning.items() if value not in (None, "", [])}
+
+
+def _battery_problems(entry: ConfigEntry, planning: Mapping[str, Any]) -> list[str]:
+    """The planner plans the node's battery: one must be added, its capacity known."""
+    batteries = [
+        subentry
+        for subentry in entry.subentries.values()
+        if subentry.data.get(CONF_ROLE) == Role.BATTERY
+    ]
+    if not batteries:
+        return ["add the battery (Add device) before planning"]
+    if CONF_BATTERY_CAPACITY not in planning:
+        return ["the battery's capacity is needed"]
+    return []
 
 
 def _normalised(user_input: Mapping[str, Any]) -> dict[str, Any]:

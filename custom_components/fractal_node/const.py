@@ -19,6 +19,13 @@ CONF_CERTIFICATE_PEM: Final = "certificate_pem"
 CONF_PRIVATE_KEY_PEM: Final = "private_key_pem"
 # Config entry options.
 CONF_TAGS: Final = "tags"
+# Standalone planning (options section "planning"): the entities the planner reads.
+CONF_PLANNING: Final = "planning"
+CONF_IMPORT_RATE: Final = "import_rate"
+CONF_EXPORT_RATE: Final = "export_rate"
+CONF_PV_FORECAST: Final = "pv_forecast"
+CONF_LOAD: Final = "load"
+CONF_BATTERY_CAPACITY: Final = "battery_capacity_kwh"
 
 DEFAULT_PORT: Final = 8883
 

@@ -20,6 +20,7 @@ from .fractal.node import NodeRuntime, NodeState
 from .fractal.tls import CertificateInfo
 from .node_link import NodeLink
 from .power_sources import PowerSource
+from .standalone import StandalonePlanner
 
 
 @dataclass
@@ -35,6 +36,7 @@ class FractalNodeData:
     meters: dict[str, PowerSource] = field(default_factory=dict)
     link: NodeLink | None = None  # None for a standalone node
     executor: NodeExecutor | None = None  # set once set-up has the devices and the link
+    standalone: StandalonePlanner | None = None  # when planning entities are picked (options)
 
 
 type FractalNodeConfigEntry = ConfigEntry[FractalNodeData]

@@ -4,7 +4,8 @@ turns the plans in force into set-points, which are written to the devices.
 * Readings: the node's grid power (its power flows) and each device's latest polled values,
   named as the executor expects (`soc_pct`, `current_a`, `level_m`).
 * Sources, by priority: the householder's override (`override`), the aggregator's plan in
-  force (the link's inbox), the local default plan (made again each UTC day).
+  force (the link's inbox), the local default plan: the standalone planner's plan while it is
+  in force (standalone.py), else the time-of-use default (made again each UTC day).
 * Writes: `register_writes` names the generic maps' registers; `Device.write` clamps to the
   installer's envelope again and reads back. A device is written only when its set-point
   changes (or the last write failed); a failed write is logged once per device until one works.
@@ -66,6 +67,12 @@ class ExecutorView:
 
     setpoints: Mapping[str, Setpoint] = field(default_factory=dict)
     next_change: datetime | None = None
+    sources: Sources = field(default_factory=Sources)
+    """The plans the tick decided from (the plan calendar and plan sensors show them)."""
+    soc_pct: float | None = None
+    """The batteries' state of charge read at the tick."""
+    at: datetime | None = None
+    """The tick's time: what the plan entities show is as of then."""
 
 
 class ExecutorCoordinator(DataUpdateCoordinator[ExecutorView]):
@@ -98,12 +105,14 @@ class NodeExecutor:
         *,
         aggregator_plan: Callable[[], Plan | None],
         coordinator: ExecutorCoordinator,
+        standalone_plan: Callable[[], Plan | None] = lambda: None,
     ) -> None:
         self._hass = hass
         self._runtime = runtime
         self._devices = devices
         self.envelope = envelope
         self._aggregator_plan = aggregator_plan
+        self._standalone_plan = standalone_plan
         self.coordinator = coordinator
         self.overrides: dict[str, Plan] = {}
         """The householder's overrides by device (services: `fractal_node.override`)."""
@@ -157,6 +166,9 @@ class NodeExecutor:
         default = self._default
         if default is None or default.slot_at(now) is None:
             default = self._default = default_plan(self.envelope.descriptor, now)
+        standalone = self._standalone_plan()
+        if standalone is not None and standalone.slot_at(now) is not None:
+            default = standalone  # the local default is the standalone plan while in force
         for device_id, plan in list(self.overrides.items()):
             if now >= min(plan.end, plan.expiry):
                 del self.overrides[device_id]  # it has ended: forget it
@@ -167,7 +179,8 @@ class NodeExecutor:
         """One tick: decide, write what changed, show it."""
         now = now or dt_util.utcnow()
         sources = self.sources(now)
-        decision = decide(now, self.readings(), sources, self.envelope, self._state)
+        readings = self.readings()
+        decision = decide(now, readings, sources, self.envelope, self._state)
         self._state = decision.state
         self._ticking = True
         try:
@@ -176,7 +189,7 @@ class NodeExecutor:
         finally:
             self._ticking = False
         self.coordinator.async_set_updated_data(
-            ExecutorView(decision.setpoints, next_change(sources, now))
+            ExecutorView(decision.setpoints, next_change(sources, now), sources, readings.soc, now)
         )
 
     async def _write(self, setpoint: Setpoint) -> None:

@@ -34,9 +34,17 @@ from .fractal.devices.regmap import Register
 from .fractal.executor import Setpoint
 from .fractal.executor.decide import CONVERTERS
 from .fractal.node import LinkStatus, NodePlanStatus, NodeState
+from .fractal.protocol import DeviceKind
 from .fractal.protocol.rules import MODES_BY_KIND
 from .meter_entities import MeterSource, meter_sensors
 from .modbus import KIND_OF_ROLE
+from .plan_sensors import (
+    PLAN_SENSORS,
+    STANDALONE_PLAN,
+    PlanSensor,
+    StandalonePlanSensor,
+    next_changes,
+)
 
 # The coordinator pushes updates; entities never poll.
 PARALLEL_UPDATES = 0
@@ -105,6 +113,14 @@ async def async_setup_entry(
     executor = entry.runtime_data.executor
     assert executor is not None  # set-up starts it before the platforms
     async_add_entities([NextPlanChangeSensor(executor.coordinator, coordinator)])
+    has_battery = any(d.kind is DeviceKind.BATTERY for d in executor.envelope.descriptor.devices)
+    async_add_entities(
+        PlanSensor(executor.coordinator, coordinator, description)
+        for description in PLAN_SENSORS
+        if has_battery or not description.needs_battery
+    )
+    if (standalone := entry.runtime_data.standalone) is not None:
+        async_add_entities([StandalonePlanSensor(standalone.coordinator, coordinator)])
     for subentry_id, node_device in entry.runtime_data.devices.items():
         sensors: list[SensorEntity] = list(_device_sensors(node_device))
         if KIND_OF_ROLE[Role(node_device.role)] in CONVERTERS:
@@ -209,8 +225,9 @@ NEXT_PLAN_CHANGE = SensorEntityDescription(
     translation_key="next_plan_change",
     device_class=SensorDeviceClass.TIMESTAMP,
 )
-EXECUTOR_SENSORS = (CURRENT_MODE, NEXT_PLAN_CHANGE)
-"""The executor's sensors: a controllable device's current mode, the node's next plan change."""
+EXECUTOR_SENSORS = (CURRENT_MODE, NEXT_PLAN_CHANGE, *PLAN_SENSORS, STANDALONE_PLAN)
+"""The executor's sensors: a controllable device's current mode, the node's next plan change,
+the plan in force (plan_sensors.py) and the standalone planner's last run."""
 
 
 class CurrentModeSensor(CoordinatorEntity[ExecutorCoordinator], SensorEntity):
@@ -271,3 +288,10 @@ class NextPlanChangeSensor(CoordinatorEntity[ExecutorCoordinator], SensorEntity)
     @property
     def native_value(self) -> datetime | None:
         return self.coordinator.data.next_change
+
+    @property
+    def extra_state_attributes(self) -> dict[str, object]:
+        """What changes then: the new command per device."""
+        entry = self.coordinator.config_entry
+        assert entry is not None
+        return {"changes": next_changes(self.coordinator.data, entry)}

@@ -25,7 +25,7 @@ import yaml
 from awesomeversion import AwesomeVersion, AwesomeVersionStrategy
 from homeassistant.components.sensor import SensorDeviceClass
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResult, FlowResultType
+from homeassistant.data_entry_flow import FlowResult, FlowResultType, section
 from homeassistant.setup import async_setup_component
 from packaging.requirements import Requirement
 
@@ -486,7 +486,13 @@ async def test_every_form_has_a_title_and_every_field_a_label_and_description(
         texts = strings[kind]["step"][step_id]
         assert texts["title"], step_id
         fields = {str(key) for key in form["data_schema"].schema}
-        assert fields <= set(texts["data"]), (step_id, fields - set(texts["data"]))
+        for name, value in form["data_schema"].schema.items():
+            if isinstance(value, section):  # a section's fields have their texts in sections
+                fields.discard(str(name))
+                section_texts = texts["sections"][str(name)]
+                assert section_texts["name"], (step_id, str(name))
+                inner = {str(key) for key in value.schema.schema}
+                assert inner == set(section_texts["data"]) == set(section_texts["data_description"])
         assert fields <= set(texts["data_description"]), step_id
         offered = set(form["description_placeholders"] or {})
         used = placeholders(texts["title"]) | placeholders(texts.get("description", ""))

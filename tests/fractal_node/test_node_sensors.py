@@ -64,6 +64,9 @@ async def test_a_standalone_node_shows_its_first_entities(
         f"{NODE_ID}_plan_status": EntityCategory.DIAGNOSTIC,
         f"{NODE_ID}_last_telemetry": EntityCategory.DIAGNOSTIC,
         f"{NODE_ID}_next_plan_change": None,
+        f"{NODE_ID}_plan": None,  # the plan calendar
+        f"{NODE_ID}_plan_source": None,
+        f"{NODE_ID}_plan_expiry": EntityCategory.DIAGNOSTIC,
         **{f"{NODE_ID}_{key}": None for key in POWER_SENSORS},
     }
     assert all(entity.translation_key for entity in entities)
