@@ -8,7 +8,10 @@ mutual TLS) with its durable `TelemetryBuffer`, started with the entry and stopp
   plan status from the acknowledgement last written. It is logged once when the link goes down
   or is refused, and once when it is connected again.
 * Every 10 s the node records a sample of its power flows and offers a snapshot; the link's
-  snapshot policy decides when the classic shadow is updated. Last telemetry is the time of the
+  snapshot policy decides when the classic shadow is updated. The snapshot lists the
+  trajectories of the aggregator's plan the node is currently off (`deviations`, three checks
+  in a row beyond the plan's tolerance); a change there is written at once, and a new
+  deviation makes the aggregator re-plan. Last telemetry is the time of the
   last sample the broker acknowledged.
 * Stopping waits for the CRT client to let go, which may take tens of seconds while a TLS
   handshake with an untrusted broker is pending (s2n delays failures on purpose): unloading
@@ -37,6 +40,7 @@ from .const import (
     DEFAULT_PORT,
     DOMAIN,
 )
+from .fractal.executor import DeviationWatch, Readings
 from .fractal.link.buffer import TelemetryBuffer
 from .fractal.link.plan_inbox import ClampCheck, EnvelopeCheck, PlanDecision
 from .fractal.link.shadow_link import LinkConfig, LinkState, LinkStatus, ShadowLink
@@ -94,6 +98,7 @@ class NodeLink:
         self._runtime = runtime
         self._buffer = buffer
         self._recent: deque[tuple[int, datetime]] = deque(maxlen=_RECENT_SAMPLES)
+        self._deviations = DeviationWatch()
         self._logged_down = False
         self._timer: CALLBACK_TYPE | None = None
         self._stopped = False
@@ -144,9 +149,29 @@ class NodeLink:
         }
         if plan is not None:
             document["plan"] = {"id": plan.id, "slot": plan.slot_at(now)}
+        document["deviations"] = self._check_deviations(now, sample)
         parsed = parse(TelemetrySnapshot, document)
         if parsed.document is not None:
             self.link.report_snapshot(parsed.document)
+
+    def _check_deviations(self, now: datetime, sample: Mapping[str, object]) -> list[str]:
+        """The aggregator's plan's trajectories this sample is outside the tolerance of. A new
+        one is logged; the snapshot carrying it is written at once and the aggregator re-plans
+        on it."""
+        readings = Readings(grid_w=sample.get("grid_w"), soc_pct=sample.get("soc_pct"))
+        report = self._deviations.check(self.link.plan_in_force, now, readings)
+        for deviation in report.details:
+            if deviation.quantity in report.new:
+                _LOGGER.info(
+                    "Node %s is off its plan %s: %s %g, expected %g (tolerance %g)",
+                    self._runtime.config.node_id,
+                    deviation.plan_id,
+                    deviation.quantity.value,
+                    deviation.actual,
+                    deviation.expected,
+                    deviation.tolerance,
+                )
+        return [quantity.value for quantity in report.current]
 
     @callback
     def _plan_decided(self, decision: PlanDecision) -> None:

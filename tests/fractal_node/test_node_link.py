@@ -427,3 +427,56 @@ async def test_a_broker_restart_is_logged_once_down_and_once_back(
     assert logged("Node hearth-5 is connected to its aggregator again") == 1
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def test_a_node_off_its_plan_reports_the_deviation_in_its_snapshot(
+    hass: HomeAssistant,
+    aggregator: LocalAggregator,
+    config_dir: Path,
+    modbus_server: StartEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(executor_runtime, "TICK_INTERVAL", timedelta(seconds=0.2))
+    monkeypatch.setattr(node_link, "TELEMETRY_INTERVAL", timedelta(seconds=0.2))
+    battery = emulated("generic_battery", power=0, soc=57.5)
+    server = await modbus_server({1: emulated("eastron_sdm230", power=500.0), 3: battery})
+    node = await hass.async_add_executor_job(aggregator.enroll, "hearth-5")
+    entry = linked_entry(
+        aggregator,
+        node,
+        [
+            device(server.port, 1, "eastron_sdm230", "grid_meter"),
+            device(server.port, 3, "generic_battery", "battery", limits=BATTERY_LIMITS),
+        ],
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    (battery_id,) = (
+        device_id
+        for device_id, node_device in entry.runtime_data.devices.items()
+        if node_device.role == "battery"
+    )
+    await until(lambda: sensor(hass, "hearth-5", "link_status") == "connected")
+    plan = plan_doc(
+        "hearth-5",
+        "expects-20",
+        {battery_id: {"kind": "battery", "windows": [{"start": 0, "end": 4, "mode": "hold"}]}},
+    )
+    # The plan expects 20 % all along, within 5 %; the battery holds 57.5 %.
+    plan["expected"] = {"soc_pct": [20, 20, 20, 20], "grid_w": [500, 500, 500, 500]}
+    plan["tolerance"] = {"soc_pct": 5, "grid_w": 1000}
+    await hass.async_add_executor_job(write_desired_plan, aggregator, "hearth-5", plan)
+    await until(lambda: sensor(hass, "hearth-5", "plan_status") == "executing")
+
+    def deviations() -> object:
+        return shadow(aggregator, "hearth-5").get("telemetry", {}).get("deviations")
+
+    await hass.async_add_executor_job(
+        _wait_for, lambda: deviations() == ["soc_pct"], "the deviation in the snapshot"
+    )
+    snapshot = (await hass.async_add_executor_job(shadow, aggregator, "hearth-5"))["telemetry"]
+    assert snapshot["plan"]["id"] == "expects-20"
+    assert snapshot["soc_pct"] == 57.5
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()

@@ -8,6 +8,7 @@ from fractal.executor import (
     CheapWindow,
     Deviation,
     DeviationState,
+    DeviationWatch,
     ExecutorState,
     Readings,
     Sources,
@@ -117,3 +118,30 @@ def test_no_forecast_garbage_readings_or_no_plan_report_nothing() -> None:
         DeviationState(),
         [],
     )
+
+
+def test_the_watch_reports_current_deviations_and_which_are_new() -> None:
+    watch = DeviationWatch(checks=2)
+    at = START + timedelta(minutes=10)
+    far_grid = Readings(grid_w=1500, soc_pct=60)
+    far_both = Readings(grid_w=1500, soc_pct=80)
+
+    reports = [watch.check(TRACKED, at, reading) for reading in (far_grid, far_grid, far_both)]
+    reports.append(watch.check(TRACKED, at, far_both))
+    reports.append(watch.check(None, at, far_both))  # no plan in force: nothing to deviate from
+
+    assert [report.current for report in reports] == [
+        (),
+        (Trajectory.GRID_W,),
+        (Trajectory.GRID_W,),
+        (Trajectory.SOC_PCT, Trajectory.GRID_W),
+        (),
+    ]
+    assert [report.new for report in reports] == [
+        (),
+        (Trajectory.GRID_W,),
+        (),
+        (Trajectory.SOC_PCT,),
+        (),
+    ]
+    assert reports[3].details[0].expected == 60.0

@@ -115,3 +115,14 @@ def test_two_nodes_with_different_randomness_spread_out() -> None:
 def test_backoff_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="initial"):
         Backoff(initial=10, cap=1)
+
+
+def test_a_change_in_deviations_is_reported_at_once() -> None:
+    policy = reported_policy({"grid_w": 1000})
+    assert policy.due({"grid_w": 1000, "deviations": ["soc_pct"]}, at(1))
+    policy.reported({"grid_w": 1000, "deviations": ["soc_pct"]}, at(1))
+    assert not policy.due({"grid_w": 1000, "deviations": ["soc_pct"]}, at(2))  # no news
+    assert policy.due({"grid_w": 1000, "deviations": ["soc_pct", "grid_w"]}, at(3))
+    assert policy.due({"grid_w": 1000}, at(3))  # back on the plan: news too
+    policy.reported({"grid_w": 1000, "deviations": []}, at(3))
+    assert not policy.due({"grid_w": 1000}, at(4))  # absent and empty: both no deviation

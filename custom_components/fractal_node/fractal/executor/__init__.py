@@ -7,7 +7,14 @@ what the envelope limits, for the plan's acknowledgement.
 
 from .decide import choose, decide, export_cap
 from .default_plan import CheapWindow, default_plan
-from .deviation import CHECKS, Deviation, DeviationState, check_deviations
+from .deviation import (
+    CHECKS,
+    Deviation,
+    DeviationReport,
+    DeviationState,
+    DeviationWatch,
+    check_deviations,
+)
 from .envelope import Envelope
 from .model import SAFE_DEFAULT, Decision, ExecutorState, Readings, Setpoint, Sources
 from .override import override_plan
@@ -19,7 +26,9 @@ __all__ = [
     "CheapWindow",
     "Decision",
     "Deviation",
+    "DeviationReport",
     "DeviationState",
+    "DeviationWatch",
     "Envelope",
     "ExecutorState",
     "Readings",

@@ -84,3 +84,31 @@ def _expected(plan: Plan, slot: int, now: datetime, quantity: Trajectory) -> flo
     begin = float(values[slot - 1])
     fraction = (now - plan.slot_start(slot)).total_seconds() / plan.step
     return begin + (end - begin) * fraction
+
+
+@dataclass(frozen=True)
+class DeviationReport:
+    """One check's outcome for the telemetry snapshot."""
+
+    current: tuple[Trajectory, ...] = ()
+    """Trajectories the node is outside the plan's tolerance of now (`deviations`)."""
+    new: tuple[Trajectory, ...] = ()
+    """Those not reported by the previous check: the news the aggregator re-plans on."""
+    details: tuple[Deviation, ...] = ()
+
+
+@dataclass
+class DeviationWatch:
+    """`check_deviations` over time: keeps the streaks and what was reported last."""
+
+    checks: int = CHECKS
+    _state: DeviationState = field(default_factory=DeviationState)
+    _reported: tuple[Trajectory, ...] = ()
+
+    def check(self, plan: Plan | None, now: datetime, readings: Readings) -> DeviationReport:
+        """Compare `readings` with `plan` (the aggregator's plan in force) at `now`."""
+        self._state, found = check_deviations(plan, now, readings, self._state, self.checks)
+        current = tuple(deviation.quantity for deviation in found)
+        new = tuple(quantity for quantity in current if quantity not in self._reported)
+        self._reported = current
+        return DeviationReport(current, new, tuple(found))

@@ -22,6 +22,9 @@ DEADBAND_BY_SUFFIX: Final = MappingProxyType(
 """A change smaller than this (in the field's unit) is not worth an update on its own."""
 UNCHANGING_FIELDS: Final = frozenset({"seq", "ts", "energy"})
 """Always different (seq, ts) or always rising (energy counters): the heartbeat carries them."""
+URGENT_FIELDS: Final = frozenset({"deviations"})
+"""A change here is reported at once, `min_interval` or not: the aggregator re-plans on a new
+deviation, so it must not wait for the next minute."""
 
 
 def flatten(values: Mapping[str, object], prefix: str = "") -> dict[str, object]:
@@ -62,6 +65,7 @@ class SnapshotPolicy:
     deadbands: Mapping[str, float] = field(default_factory=dict)
     """Per flattened field name, e.g. `{"grid_w": 100, "devices.hydro.flow_m3_s": 0.1}`."""
     ignored: frozenset[str] = UNCHANGING_FIELDS
+    urgent: frozenset[str] = URGENT_FIELDS
     _last_values: dict[str, object] | None = field(default=None, init=False)
     _last_time: datetime | None = field(default=None, init=False)
 
@@ -76,7 +80,7 @@ class SnapshotPolicy:
         elapsed = now - self._last_time
         if elapsed < timedelta(0):  # the clock went back: do not stay silent until it catches up
             return True
-        if elapsed >= self.max_silence:
+        if elapsed >= self.max_silence or self._urgent_change(values):
             return True
         return elapsed >= self.min_interval and self._significant(values)
 
@@ -92,6 +96,14 @@ class SnapshotPolicy:
         return any(
             changed(self._last_values.get(name), new.get(name), deadband(name, self.deadbands))
             for name in names
+        )
+
+    def _urgent_change(self, values: Mapping[str, object]) -> bool:
+        assert self._last_values is not None
+        # An absent list and an empty one are the same: no deviation.
+        return any(
+            (values.get(name) or None) != (self._last_values.get(name) or None)
+            for name in self.urgent
         )
 
     def _relevant(self, values: Mapping[str, object]) -> dict[str, object]:
