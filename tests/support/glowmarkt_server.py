@@ -67,6 +67,8 @@ class GlowmarktServer:
     faults: dict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
     tariff_rate: float | None = 24.5
     standing_charge: float = 53.35
+    # False: an account whose smart meter the DCC has not verified yet (no readings at all).
+    dcc_verified: bool = True
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -159,7 +161,9 @@ class GlowmarktServer:
                     _resource(IMPORT_COST_ID, "electricity cost", "electricity.consumption.cost"),
                     _resource(EXPORT_ID, "electricity export", "electricity.export"),
                     _resource(GAS_ID, "gas consumption", "gas.consumption"),
-                ],
+                ]
+                if self.dcc_verified
+                else [],
             }
         )
 

@@ -36,6 +36,7 @@ BASE_URL: Final = "https://api.glowmarkt.com/api/v0-1"
 # The Bright app's public application id: individual users' accounts answer to it.
 APPLICATION_ID: Final = "b0f1b774-a586-4f72-9edd-27ead8aa7a8d"
 HALF_HOUR: Final = timedelta(minutes=30)
+HOUR: Final = timedelta(hours=1)
 # The longest range one PT30M readings request may span.
 MAX_PT30M_SPAN: Final = timedelta(days=10)
 # A token is renewed this long before the expiry the API gave, so no call races it.
@@ -108,6 +109,14 @@ class Resource:
 @dataclass(frozen=True)
 class Reading:
     """Energy in one half-hour slot that starts at `start` (UTC)."""
+
+    start: datetime
+    kwh: float
+
+
+@dataclass(frozen=True)
+class HourTotal:
+    """Energy in the hour that starts at `start`: the sum of its two half-hours."""
 
     start: datetime
     kwh: float
@@ -289,6 +298,35 @@ def split_range(start: datetime, end: datetime, span: timedelta) -> list[tuple[d
         pieces.append((start, min(start + span, end)))
         start += span
     return pieces
+
+
+def complete_hours(
+    readings: list[Reading], start: datetime, *, settled_before: datetime
+) -> list[HourTotal]:
+    """The hours from `start` (an hour boundary) that can be counted, oldest first.
+
+    An hour counts when both its half-hours are in. At an incomplete hour the walk stops, so
+    the next fetch starts there and picks up the slots the DCC delivers late; unless the data
+    has already moved past it and it began before `settled_before`: then its missing slot is
+    taken as never coming, and the hour is left out as a gap (never counted as zero)."""
+    slots = {reading.start: reading.kwh for reading in readings}
+    if not slots:
+        return []
+    last_slot = max(slots)
+    hours: list[HourTotal] = []
+    hour = start
+    while hour <= last_slot:
+        halves = [slots.get(hour), slots.get(hour + HALF_HOUR)]
+        if halves[0] is not None and halves[1] is not None:
+            hours.append(HourTotal(hour, halves[0] + halves[1]))
+        elif hour >= settled_before or hour + HALF_HOUR >= last_slot:
+            break  # may still come: count nothing from here on yet
+        hour += HOUR
+    return hours
+
+
+def floor_hour(when: datetime) -> datetime:
+    return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _api_time(when: datetime) -> str:
