@@ -108,9 +108,12 @@ def shadow_service() -> Iterator[LocalAggregator]:
 
 @pytest.fixture
 def iot_data_endpoint(
-    shadow_service: LocalAggregator, socket_enabled: None, monkeypatch: pytest.MonkeyPatch
+    aws: Aws,
+    shadow_service: LocalAggregator,
+    socket_enabled: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> str:
-    """Point the Lambdas' `iot-data` client at the shadow service."""
+    """Point the Lambdas' `iot-data` client (in the moto account `aws`) at the shadow service."""
     monkeypatch.setenv("IOT_DATA_ENDPOINT", shadow_service.http_endpoint)
     environment.forget_clients()
     return shadow_service.http_endpoint
