@@ -2,7 +2,7 @@
 VENV := .venv/bin
 DATA ?= data
 
-.PHONY: setup demo test lint typecheck pytest benchmarks docs clean
+.PHONY: setup demo test lint typecheck pytest aws-check benchmarks docs clean
 
 setup:
 	@scripts/setup.sh
@@ -10,7 +10,7 @@ setup:
 demo: setup
 	$(VENV)/fractal-aggregator demo --data-dir $(DATA)
 
-test: setup lint typecheck pytest
+test: setup lint typecheck aws-check pytest
 
 lint:
 	$(VENV)/ruff check .
@@ -27,6 +27,16 @@ typecheck:
 
 pytest:
 	$(VENV)/pytest -q
+
+# The AWS stack, offline: lint the SAM template and build the Lambdas (wheels from PyPI, no AWS
+# calls; sam wants a region and credentials to exist, never uses them here). The layer's
+# arm64 wheels are fetched by pip of our Python 3.13 (aggregator_cloud/Makefile).
+SAM_ENV := AWS_DEFAULT_REGION=eu-west-2 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline \
+	SAM_CLI_TELEMETRY=0 PYTHON="$(CURDIR)/.venv/bin/python"
+aws-check: setup
+	cd aggregator_cloud && $(SAM_ENV) ../.venv-sam/bin/cfn-lint template.yaml
+	cd aggregator_cloud && $(SAM_ENV) ../.venv-sam/bin/sam validate --lint
+	cd aggregator_cloud && $(SAM_ENV) ../.venv-sam/bin/sam build
 
 benchmarks: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(VENV)/python $$b || exit 1; done
