@@ -16,6 +16,7 @@ from aggregator_cloud.views import CarbonDataError
 from .broker import BrokerError
 from .ca import CertificateAuthority, InvalidNodeId, write_private
 from .runtime import DataLayout, ServeSettings, serve
+from .scheduler import ScheduleSettings
 from .shadow.rest import NotLoopback
 
 
@@ -42,6 +43,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the grid's carbon intensity for the dashboards: a saved response of the National "
         "Grid carbon-intensity API (national or regional JSON)",
     )
+    serve_parser.add_argument(
+        "--plan-every",
+        type=_positive_float,
+        default=30.0,
+        metavar="MINUTES",
+        help="plan every enrolled node this often (also at once when DATA/inputs changes)",
+    )
+    serve_parser.add_argument(
+        "--replan-cooldown",
+        type=_positive_float,
+        default=5.0,
+        metavar="MINUTES",
+        help="at most one re-plan per node for deviations in this time",
+    )
     serve_parser.set_defaults(run=run_serve)
 
     enroll_parser = subparsers.add_parser(
@@ -64,6 +79,9 @@ def run_serve(args: argparse.Namespace) -> int:
         args.http_port,
         args.http_host,
         args.carbon_intensity,
+        ScheduleSettings(
+            interval_s=args.plan_every * 60, deviation_cooldown_s=args.replan_cooldown * 60
+        ),
     )
     try:
         asyncio.run(_serve_until_signalled(settings))
@@ -79,6 +97,16 @@ async def _serve_until_signalled(settings: ServeSettings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await serve(settings, stop)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
 
 
 def run_enroll(args: argparse.Namespace) -> int:

@@ -52,6 +52,7 @@ GROUP_SECONDS: Final = 0.05
 
 
 Handler = Callable[[Mapping[str, Any], FleetStore], HandlerResult]
+EventListener = Callable[[Mapping[str, Any], HandlerResult], None]
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,10 @@ class RulesDispatcher:
         tls_context: ssl.SSLContext | None = None,
         identifier: str = CLIENT_ID,
         on_result: Callable[[HandlerResult], None] | None = None,
+        on_event: EventListener | None = None,
     ) -> None:
-        """`on_result` is called with every handler's result (e.g. to re-plan a node)."""
+        """`on_result` is called with every handler's result; `on_event` with each rule event
+        and its result, once stored (the scheduler re-plans nodes from them)."""
         self._store = store
         self._host = host
         self._port = port
@@ -113,6 +116,8 @@ class RulesDispatcher:
         self._identifier = identifier
         self.on_result = on_result
         """Called with every handler's result; may be set after construction."""
+        self.on_event = on_event
+        """Called with every handled event and its result; may be set after construction."""
         self.accepted: Counter[str] = Counter()
         """Messages handled without a problem, per rule."""
         self.refused: Counter[str] = Counter()
@@ -167,7 +172,7 @@ class RulesDispatcher:
             return _Outcome(rule, topic, HandlerResult(node, problems=(event,)))
         try:
             with self._store.atomic():
-                return _Outcome(rule, topic, rule.handler(event, self._store))
+                return _Outcome(rule, topic, rule.handler(event, self._store), event=event)
         except TransactionLost as error:
             if grouped:
                 raise  # the whole group is gone: the caller redoes it
@@ -193,6 +198,8 @@ class RulesDispatcher:
         self._account(rule, outcome.topic, result)
         if self.on_result is not None:
             self.on_result(result)
+        if self.on_event is not None and outcome.event is not None:
+            self.on_event(outcome.event, result)
         return result
 
     def _account(self, rule: Rule, topic: str, result: HandlerResult) -> None:
@@ -272,6 +279,8 @@ class _Outcome:
     topic: str
     result: HandlerResult | None = None
     error: BaseException | None = None
+    event: Mapping[str, Any] | None = None
+    """The rule event the handler was given (None if there was none)."""
 
 
 def _rule_of(topic: str) -> Rule | None:

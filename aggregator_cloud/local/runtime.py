@@ -8,6 +8,8 @@ Everything lives in the data directory and survives restarts::
     DATA/shadows.sqlite3 (0600)
     DATA/fleet.sqlite3  the fleet registry and telemetry store (0600)
     DATA/runtime.json   where the running services listen (for local tools)
+    DATA/inputs/*.json  the planning inputs: tariffs and forecasts (docs/aggregator.md)
+    DATA/planning.json  the planning scheduler's last dispatch: when, why, each node's outcome
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,8 @@ from aggregator_cloud.views import load_intensity
 
 from .broker import Broker, BrokerError, BrokerSettings
 from .ca import CertificateAuthority, write_private
-from .fleet_data import fleet_data
+from .fleet_data import FleetData, fleet_data
+from .scheduler import InputsFolder, PlanScheduler, ScheduleSettings
 from .shadow.rest import build_app, check_loopback
 from .shadow.service import BrokerConnection, ShadowService, service_tls_context
 from .shadow.store import ShadowStore
@@ -46,6 +49,8 @@ class ServeSettings:
     http_host: str = "127.0.0.1"
     carbon_intensity: Path | None = None
     """The grid's carbon intensity for the dashboards (National Grid API JSON), if any."""
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    """When the planning scheduler plans (scheduler.py)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,14 @@ class DataLayout:
     @property
     def runtime_file(self) -> Path:
         return self.root / "runtime.json"
+
+    @property
+    def inputs_dir(self) -> Path:
+        return self.root / "inputs"
+
+    @property
+    def planning_status(self) -> Path:
+        return self.root / "planning.json"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -131,15 +144,37 @@ async def serve(settings: ServeSettings, stop: asyncio.Event) -> None:
         # granted the subscriptions and then silently receive nothing) and the fleet page.
         async with fleet_data(layout.fleet_db, app, local_port, tls, intensity) as fleet:
             layout.fleet_db.chmod(0o600)  # households' data: owner only
-            await _serve_shadows(
-                app,
-                service,
-                connection,
-                watched=(_broker_exit(broker), fleet.task),
-                settings=settings,
-                stop=stop,
-                announce=announce,
-            )
+            scheduler = _plan_scheduler(layout, fleet, settings.schedule)
+
+            def announce_and_plan(http_port: int) -> None:
+                announce(http_port)
+                scheduler.start(f"http://{settings.http_host}:{http_port}")
+
+            try:
+                await _serve_shadows(
+                    app,
+                    service,
+                    connection,
+                    watched=(_broker_exit(broker), fleet.task),
+                    settings=settings,
+                    stop=stop,
+                    announce=announce_and_plan,
+                )
+            finally:
+                await scheduler.stop()
+
+
+def _plan_scheduler(
+    layout: DataLayout, fleet: FleetData, settings: ScheduleSettings
+) -> PlanScheduler:
+    """The planning scheduler, fed the rule events the dispatcher handles; it starts planning
+    once the iot-data REST API it writes plans through is up."""
+    layout.inputs_dir.mkdir(mode=0o700, exist_ok=True)
+    scheduler = PlanScheduler(
+        fleet.store, InputsFolder(layout.inputs_dir), layout.planning_status, settings
+    )
+    fleet.dispatcher.on_event = scheduler.on_event
+    return scheduler
 
 
 async def _serve_shadows(
