@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
-from homeassistant.const import CONF_HOST
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 
 from .const import CONF_CA_PEM, CONF_CERTIFICATE_PEM, CONF_ENDPOINT, CONF_PRIVATE_KEY_PEM, CONF_TAGS
@@ -14,9 +14,18 @@ from .coordinator import FractalNodeConfigEntry
 from .device_runtime import NodeDevice
 from .fractal.protocol import to_jsonable
 
-# PEM text and key material never leave; the host / endpoint would identify a broker or an
-# AWS account, and tag values (a street, a feeder) where a home is.
-TO_REDACT = {CONF_CA_PEM, CONF_CERTIFICATE_PEM, CONF_PRIVATE_KEY_PEM, CONF_HOST, CONF_ENDPOINT}
+# PEM text, key material and passwords never leave; the host / endpoint would identify a broker
+# or an AWS account, a username (a Bright account's e-mail) a person, and tag values (a street,
+# a feeder) where a home is.
+TO_REDACT = {
+    CONF_CA_PEM,
+    CONF_CERTIFICATE_PEM,
+    CONF_PRIVATE_KEY_PEM,
+    CONF_HOST,
+    CONF_ENDPOINT,
+    CONF_PASSWORD,
+    CONF_USERNAME,
+}
 
 
 async def async_get_config_entry_diagnostics(

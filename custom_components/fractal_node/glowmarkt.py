@@ -190,9 +190,17 @@ class GlowmarktCoordinator(DataUpdateCoordinator[list[MeterReading]]):
         except GlowmarktAuthError as err:
             self._async_raise_auth_issue(entry)
             self.update_interval = None  # no retries with a refused password
-            raise self._failed("password_refused", err) from err
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="glowmarkt_password_refused",
+                translation_placeholders=self._problem(err),
+            ) from err
         except GlowmarktError as err:
-            raise self._failed("api_failed", err) from err
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="glowmarkt_api_failed",
+                translation_placeholders=self._problem(err),
+            ) from err
         ir.async_delete_issue(self.hass, DOMAIN, auth_issue_id(entry, self.subentry))
         self.problem = None
         return reading
@@ -262,13 +270,10 @@ class GlowmarktCoordinator(DataUpdateCoordinator[list[MeterReading]]):
             unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         )
 
-    def _failed(self, key: str, err: GlowmarktError) -> UpdateFailed:
+    def _problem(self, err: GlowmarktError) -> dict[str, str]:
+        """Keep the reason for the silent-meter issue; the placeholders of the failure."""
         self.problem = str(err)
-        return UpdateFailed(
-            translation_domain=DOMAIN,
-            translation_key=f"glowmarkt_{key}",
-            translation_placeholders={"name": self.subentry.title, "reason": str(err)},
-        )
+        return {"name": self.subentry.title, "reason": str(err)}
 
     @callback
     def _async_raise_auth_issue(self, entry: ConfigEntry) -> None:

@@ -48,6 +48,7 @@ from custom_components.fractal_node.device_runtime import ISSUE_DEVICE_UNAVAILAB
 from custom_components.fractal_node.fractal.devices import shipped_map_names
 from custom_components.fractal_node.fractal.node import LinkMode
 from custom_components.fractal_node.fractal.tls import CredentialError
+from custom_components.fractal_node.glowmarkt import ISSUE_GLOWMARKT_AUTH
 from custom_components.fractal_node.sensor import EXECUTOR_SENSORS, SENSORS
 from tests.fractal_node.helpers import aws_settings, local_settings, node_entry, setup_entry
 from tests.support.certificates import CertificateAuthority, Issued
@@ -582,7 +583,13 @@ def exception_keys() -> set[str]:
 def test_every_exception_and_issue_has_its_text(strings: dict[str, Any]) -> None:
     assert set(strings["exceptions"]) == exception_keys()
     assert all(entry["message"] for entry in strings["exceptions"].values())
-    assert set(strings["issues"]) == {ISSUE_CERTIFICATE_EXPIRING, ISSUE_DEVICE_UNAVAILABLE}
+    assert set(strings["issues"]) == {
+        ISSUE_CERTIFICATE_EXPIRING,
+        ISSUE_DEVICE_UNAVAILABLE,
+        ISSUE_GLOWMARKT_AUTH,
+    }
+    issue = strings["issues"][ISSUE_GLOWMARKT_AUTH]
+    assert placeholders(issue["title"] + issue["description"]) == {"name", "node"}
     issue = strings["issues"][ISSUE_CERTIFICATE_EXPIRING]
     assert placeholders(issue["title"] + issue["description"]) == {"name", "expiry", "days"}
     issue = strings["issues"][ISSUE_DEVICE_UNAVAILABLE]
