@@ -16,8 +16,10 @@ from fractal.glowmarkt import (
     GlowmarktRateLimited,
     GlowmarktResponseError,
     GlowmarktServerError,
+    HourTotal,
     Reading,
     Tariff,
+    complete_hours,
     floor_half_hour,
     split_range,
 )
@@ -329,3 +331,49 @@ def test_half_hours_and_ranges() -> None:
     assert split_range(start, start + timedelta(days=10), timedelta(days=10)) == [
         (start, start + timedelta(days=10))
     ]
+
+
+def readings_at(*slots: str) -> list[Reading]:
+    return [Reading(slot(f"2026-11-01T{when}:00"), 0.25) for when in slots]
+
+
+def hour(when: str, kwh: float = 0.5) -> HourTotal:
+    return HourTotal(slot(f"2026-11-01T{when}:00"), kwh)
+
+
+START = slot("2026-11-01T00:00:00")
+LONG_AGO = slot("2026-11-02T12:00:00")  # everything on the 1st is settled
+JUST_NOW = slot("2026-11-01T00:00:00")  # nothing on the 1st is settled
+
+
+def test_complete_hours_sum_both_halves_and_stop_where_data_ends() -> None:
+    readings = readings_at("00:00", "00:30", "01:00", "01:30", "02:00")  # 02:30 still to come
+
+    assert complete_hours(readings, START, settled_before=LONG_AGO) == [
+        hour("00:00"),
+        hour("01:00"),
+    ]
+    assert complete_hours([], START, settled_before=LONG_AGO) == []
+
+
+def test_a_settled_incomplete_hour_with_later_data_is_a_gap() -> None:
+    # 01:30 never came, nor anything from 02:00 to 03:00, and the data has moved on since.
+    readings = readings_at("00:00", "00:30", "01:00", "03:00", "03:30")
+
+    assert complete_hours(readings, START, settled_before=LONG_AGO) == [
+        hour("00:00"),
+        hour("03:00"),
+    ]
+
+
+def test_a_recent_incomplete_hour_is_waited_for() -> None:
+    readings = readings_at("00:00", "00:30", "01:00", "02:00", "02:30")
+
+    assert complete_hours(readings, START, settled_before=JUST_NOW) == [hour("00:00")]
+
+
+def test_an_incomplete_last_hour_is_waited_for_however_old() -> None:
+    # Nothing after it has come: the DCC may be behind (an outage), not missing it.
+    readings = readings_at("00:00", "00:30", "01:00")
+
+    assert complete_hours(readings, START, settled_before=LONG_AGO) == [hour("00:00")]
