@@ -149,6 +149,10 @@ async def async_start_glowmarkt(
                 source.async_push(reading)
 
     entry.async_on_unload(coordinator.async_add_listener(push))
+    # A meter removed or reloaded (e.g. after Reconfigure) starts afresh: a password still
+    # refused raises the issue again at its first fetch.
+    issue_id = auth_issue_id(entry, subentry)
+    entry.async_on_unload(lambda: ir.async_delete_issue(hass, DOMAIN, issue_id))
     entry.async_create_background_task(
         hass, coordinator.async_refresh(), f"{DOMAIN} glowmarkt first fetch"
     )

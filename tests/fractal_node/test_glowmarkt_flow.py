@@ -197,3 +197,17 @@ async def test_reconfigure_to_an_account_another_meter_reads_is_refused(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
     await hass.config_entries.async_unload(node.entry_id)
+
+
+async def test_a_meter_without_the_recorder_says_why_it_imports_nothing(
+    hass: HomeAssistant, api: GlowmarktServer
+) -> None:
+    node = node_entry(devices=[glowmarkt_subentry()])
+    await setup_entry(hass, node)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    (meter,) = node.runtime_data.meters.values()
+    assert meter.problem is not None
+    assert "recorder is not running" in meter.problem
+    assert api.calls("readings") == []
+    await hass.config_entries.async_unload(node.entry_id)

@@ -293,3 +293,22 @@ async def test_a_refused_password_raises_a_repair_issue_and_stops_asking(
     assert float(total.state) == _approx(round(rows[-1]["sum"], 3))
     assert subentry.subentry_type == SUBENTRY_GLOWMARKT
     await hass.config_entries.async_unload(node.entry_id)
+
+
+async def test_a_meter_without_a_published_tariff_still_imports(
+    recorder_mock: Recorder,
+    hass: HomeAssistant,
+    api: GlowmarktServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    freezer.move_to(NOW)
+    deliver(api, IMPORT_ID, FIRST, LATE)
+    api.fail_next("tariff", 404)  # the supplier publishes none for this meter
+
+    node = await start_node(hass, [IMPORT_ID])
+
+    assert starts(await hourly(hass, IMPORT_STAT))[-1] == slot("2026-11-20T08:00:00")
+    rate = hass.states.get(meter_entity(hass, node, "unit_rate"))
+    assert rate is not None
+    assert rate.state == STATE_UNAVAILABLE
+    await hass.config_entries.async_unload(node.entry_id)
