@@ -48,6 +48,7 @@ from .fractal.tls import CertificateInfo, CredentialError
 from .meters import async_start_meters
 from .modbus import described_device
 from .node_link import NodeLink, async_start_link
+from .panel import async_register_entry_panel, async_setup_panel_support
 from .power_sources import async_feed_power_flows
 from .services import async_setup_services
 from .standalone import StandalonePlanner
@@ -63,8 +64,9 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the services once, whatever entries load."""
+    """Register the services once, whatever entries load; the dashboard panel's files."""
     async_setup_services(hass)
+    await async_setup_panel_support(hass)
     return True
 
 
@@ -95,6 +97,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: FractalNodeConfigEntry) 
     if certificate is not None:
         _async_watch_certificate(hass, entry, certificate)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    await async_register_entry_panel(hass, entry)
     return True
 
 
