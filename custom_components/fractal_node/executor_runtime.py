@@ -6,8 +6,10 @@ turns the plans in force into set-points, which are written to the devices.
 * Sources, by priority: the householder's override (`override`), the aggregator's plan in
   force (the link's inbox), the local default plan: the standalone planner's plan while it is
   in force (standalone.py), else the time-of-use default (made again each UTC day).
-* Writes: `register_writes` names the generic maps' registers; `Device.write` clamps to the
-  installer's envelope again and reads back. A device is written only when its set-point
+* Writes: `register_writes` names the generic maps' registers (batteries, EV chargers, hydro,
+  immersion relays); `Device.write` clamps to the installer's envelope again and reads back.
+  A SunSpec inverter's export limit is written as an output limit (`sunspec_controls`): the
+  limit plus what the house uses now. A device is written only when its set-point
   changes (or the last write failed); a failed write is logged once per device until one works.
 * Results are pushed to an `ExecutorCoordinator`: the current mode of each controllable device
   and the next change of the plans in force.
@@ -17,8 +19,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Final
@@ -31,7 +33,8 @@ from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
 from .device_runtime import NodeDevice
-from .fractal.devices import Device, ModbusDeviceError
+from .fractal.devices import Device, ModbusDeviceError, SunSpecDevice
+from .fractal.devices.sunspec_controls import output_limit_w, write_export_limit
 from .fractal.executor import (
     Envelope,
     ExecutorState,
@@ -44,11 +47,12 @@ from .fractal.executor import (
 )
 from .fractal.executor.override import STEP_S as OVERRIDE_STEP_S
 from .fractal.node import NodeRuntime
-from .fractal.protocol import DevicePlan, Plan, PlanSource, Window
+from .fractal.protocol import DevicePlan, Plan, PlanSource, Quantity, Window
 
 _LOGGER = logging.getLogger(__package__)
 
 TICK_INTERVAL: Final = timedelta(seconds=5)
+_UNWRITTEN: Final = object()
 # The executor's metric names, from the generic maps' register names.
 METRICS: Final = MappingProxyType(
     {
@@ -117,7 +121,7 @@ class NodeExecutor:
         self.overrides: dict[str, Plan] = {}
         """The householder's overrides by device (services: `fractal_node.override`)."""
         self._state = ExecutorState()
-        self._written: dict[str, float] = {}
+        self._written: dict[str, float | None] = {}
         self._failing: set[str] = set()
         self._default: Plan | None = None
         self._timer: CALLBACK_TYPE | None = None
@@ -194,16 +198,16 @@ class NodeExecutor:
 
     async def _write(self, setpoint: Setpoint) -> None:
         node_device = self._devices.get(setpoint.device)
-        value = setpoint.value
-        if node_device is None or value is None or self._written.get(setpoint.device) == value:
+        if node_device is None:
             return
-        device = node_device.device
-        writes = register_writes(setpoint)
-        if not isinstance(device, Device) or not writes:
-            return  # SunSpec devices and relays without a generic map: not commanded yet
+        value = self._target(node_device.device, setpoint)
+        if self._written.get(setpoint.device, _UNWRITTEN) == value:
+            return
+        command = device_command(node_device.device, setpoint, value)
+        if command is None:
+            return  # relays and inverters without a map or control for it: not commanded
         try:
-            for name, register_value in writes:
-                await device.write(name, register_value)
+            await command()
         except ModbusDeviceError as error:
             self._written.pop(setpoint.device, None)  # try again next tick
             if setpoint.device not in self._failing:
@@ -216,6 +220,30 @@ class NodeExecutor:
             self._failing.discard(setpoint.device)
             _LOGGER.info("%s: set-points are written again", node_device.subentry.title)
         self._written[setpoint.device] = value
+
+    def _target(self, device: object, setpoint: Setpoint) -> float | None:
+        """What the device is told: the set-point, or for a SunSpec inverter the output that
+        keeps the export within the limit while the house uses what it uses now."""
+        if isinstance(device, SunSpecDevice) and setpoint.quantity is Quantity.EXPORT_LIMIT_W:
+            return output_limit_w(setpoint.value, self._runtime.state().power.load_w)
+        return setpoint.value
+
+
+def device_command(
+    device: object, setpoint: Setpoint, value: float | None
+) -> Callable[[], Awaitable[object]] | None:
+    """How to carry out `setpoint` (with `value`, see `_target`) on `device`, or None."""
+    if isinstance(device, SunSpecDevice) and setpoint.quantity is Quantity.EXPORT_LIMIT_W:
+        return lambda: write_export_limit(device, value)
+    writes = register_writes(replace(setpoint, value=value))
+    if not isinstance(device, Device) or not writes:
+        return None
+
+    async def write_registers() -> None:
+        for name, register_value in writes:
+            await device.write(name, register_value)
+
+    return write_registers
 
 
 def merged_override(overrides: Mapping[str, Plan], now: datetime) -> Plan | None:

@@ -54,6 +54,7 @@ def test_shipped_maps_are_the_ones_the_issue_asks_for() -> None:
         "generic_battery",
         "generic_evse",
         "generic_hydro",
+        "generic_immersion",
     ]
 
 

@@ -80,6 +80,9 @@ async def test_executor_ticks_write_the_batterys_registers(
         (Quantity.EV_CURRENT_A, 0.0, [("charging_enabled", 0)]),
         (Quantity.HYDRO_LEVEL_M, 1.45, [("river_level_setpoint", 1.45)]),
         (Quantity.HYDRO_LEVEL_M, None, []),
+        (Quantity.IMMERSION_ON, 1.0, [("heater_on", 1)]),
+        (Quantity.IMMERSION_ON, 0.0, [("heater_on", 0)]),
+        (Quantity.EXPORT_LIMIT_W, 0.0, []),  # SunSpec inverters: sunspec_controls
     ],
 )
 def test_set_points_map_to_the_generic_register_names(
@@ -88,3 +91,44 @@ def test_set_points_map_to_the_generic_register_names(
     setpoint = Setpoint("d", quantity, value, None, "aggregator", "agg-1", ("why",))
 
     assert register_writes(setpoint) == writes
+
+
+@pytest.fixture
+async def immersion_relay(socket_enabled: None) -> AsyncIterator[tuple[EmulatedDevice, Device]]:
+    regmap = load_shipped_map("generic_immersion")
+    emulated = EmulatedDevice(regmap)
+    server = EmulatorServer({UNIT: emulated})
+    await server.start_tcp()
+    gateway = Gateway(TcpEndpoint("127.0.0.1", server.port), timeout=0.5)
+    try:
+        yield emulated, Device(gateway, UNIT, regmap)
+    finally:
+        await gateway.close()
+        await server.stop()
+
+
+async def test_executor_ticks_switch_the_immersion_relay(
+    immersion_relay: tuple[EmulatedDevice, Device],
+) -> None:
+    """On in slot 0, diverting surplus in slot 1, off in slot 2 (the relay's coil follows)."""
+    emulated, device = immersion_relay
+    windows = [
+        {"start": 0, "end": 1, "mode": "on"},
+        {"start": 1, "end": 2, "mode": "balance"},
+        {"start": 2, "end": 3, "mode": "off"},
+    ]
+    sources = Sources(aggregator=plan({"immersion": {"kind": "immersion", "windows": windows}}))
+    # (minute, grid meter W): on; an export of 3.5 kW covers the heater's 3 kW; off.
+    ticks = [(0, 500), (31, -3500), (61, -3500)]
+    state, seen = ExecutorState(), []
+    for minute, grid_w in ticks:
+        decision = decide(
+            START + timedelta(minutes=minute), Readings(grid_w=grid_w), sources, envelope(), state
+        )
+        for name, value in register_writes(decision.setpoints["immersion"]):
+            result = await device.write(name, value)
+            assert result.read_back == value
+        state = decision.state
+        seen.append(((await device.poll("fast"))["heater_on"].value, emulated.raw("heater_on")))
+
+    assert seen == [(True, [1]), (True, [1]), (False, [0])]

@@ -28,7 +28,10 @@ def register_writes(setpoint: Setpoint) -> list[Write]:
             return [("charging_enabled", 0)]
         case Quantity.HYDRO_LEVEL_M:
             return [("river_level_setpoint", value)]
-    return []  # immersion relays and PV export limits have no generic map yet
+        case Quantity.IMMERSION_ON:
+            return [("heater_on", 1 if value > 0 else 0)]
+    # PV export limits: SunSpec inverters (devices.sunspec_controls), no generic map.
+    return []
 
 
 def _battery_mode(value: float) -> str:
