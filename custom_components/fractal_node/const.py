@@ -79,3 +79,4 @@ class Role(StrEnum):
     EV_CHARGER = "ev_charger"
     HYDRO = "hydro"
     SUB_METER = "sub_meter"
+    IMMERSION = "immersion"

@@ -107,6 +107,7 @@ LIMIT_FIELDS: dict[Role, dict[str, vol.All]] = {
         "river_level_max": _number(0, 100, 0.01, "m"),
         "river_level_max_rate": _number(0, 10, 0.001, "m/h"),
     },
+    Role.IMMERSION: {"heater_power_w": _number(0, 10000, 1, "W")},
 }
 # Pairs that must be ordered (min <= max), reported on the max field.
 ORDERED_LIMITS = (

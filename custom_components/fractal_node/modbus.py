@@ -138,6 +138,7 @@ ENVELOPE_NAMES: Final = {
     "river_level_min": "level_min_m",
     "river_level_max": "level_max_m",
     "river_level_max_rate": "level_rate_max_m_per_h",
+    "heater_power_w": "power_max_w",
 }
 KIND_OF_ROLE: Final = {
     Role.GRID_METER: DeviceKind.GRID_METER,
@@ -147,6 +148,7 @@ KIND_OF_ROLE: Final = {
     Role.EV_CHARGER: DeviceKind.EV_CHARGER,
     Role.HYDRO: DeviceKind.HYDRO,
     Role.SUB_METER: DeviceKind.SUB_METER,
+    Role.IMMERSION: DeviceKind.IMMERSION,
 }
 
 

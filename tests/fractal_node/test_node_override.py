@@ -205,3 +205,30 @@ async def test_overrides_of_two_devices_run_side_by_side(
     assert mode_state(hass, entry, ids[3]).attributes["source"] == "override"
     charging = mode_state(hass, entry, ids[4])
     assert (charging.state, charging.attributes["setpoint"]) == ("ev_current", 10)
+
+
+async def test_an_immersion_relay_is_switched_on_and_off(
+    hass: HomeAssistant, modbus_server: StartEmulator
+) -> None:
+    relay = emulated("generic_immersion")
+    server = await modbus_server({1: emulated("eastron_sdm230", power=500.0), 5: relay})
+    entry = node_entry(
+        devices=[
+            device(server.port, 1, "eastron_sdm230", "grid_meter"),
+            device(
+                server.port, 5, "generic_immersion", "immersion", limits={"heater_power_w": 3000}
+            ),
+        ]
+    )
+    await setup_entry(hass, entry)
+    (relay_id,) = (s.subentry_id for s in entry.subentries.values() if s.data["unit"] == 5)
+    described = entry.runtime_data.runtime.descriptor().device(relay_id)
+    assert described is not None
+    assert (described.kind, described.envelope.power_max_w) == ("immersion", 3000)
+
+    await override(hass, device_id=ha_device(hass, relay_id), mode="on", duration={"hours": 1})
+    assert relay.raw("heater_on") == [1]
+    assert mode_state(hass, entry, relay_id).state == "on"
+
+    await override(hass, device_id=ha_device(hass, relay_id), mode="off", duration={"hours": 1})
+    assert relay.raw("heater_on") == [0]
