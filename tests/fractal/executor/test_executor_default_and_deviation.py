@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
+import pytest
 from fractal.executor import (
     CheapWindow,
     Deviation,
@@ -145,3 +147,45 @@ def test_the_watch_reports_current_deviations_and_which_are_new() -> None:
         (),
     ]
     assert reports[3].details[0].expected == 60.0
+
+
+def test_a_cheap_window_in_local_time_follows_the_clocks() -> None:
+    """Octopus Go, 00:30-04:30 UK time: 00:30-04:30 UTC in winter, 23:30-03:30 UTC in summer."""
+    go = CheapWindow.parse("00:30-04:30", 2500, ZoneInfo("Europe/London"))
+
+    def charging_utc(day: datetime) -> list[str]:
+        made = default_plan(descriptor(), day, go)
+        battery = made.devices["battery"]
+        return [
+            f"{made.slot_start(slot):%H:%M}"
+            for slot in range(48)
+            if battery.mode_at(slot) is Mode.CHARGE
+        ]
+
+    winter = charging_utc(datetime(2026, 1, 15, 12, tzinfo=UTC))
+    summer = charging_utc(datetime(2026, 7, 15, 12, tzinfo=UTC))
+    assert winter == ["00:30", "01:00", "01:30", "02:00", "02:30", "03:00", "03:30", "04:00"]
+    assert summer == [
+        "00:00", "00:30", "01:00", "01:30", "02:00", "02:30", "03:00", "23:30"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "charge_w", "problem"),
+    [
+        ("tonight", 1000, "expected HH:MM-HH:MM"),
+        ("25:00-04:00", 1000, "hour must be in 0..23"),
+        ("02:00-02:00", 1000, "starts and ends at the same time"),
+        ("00:30-04:30", 0, "charge power must be > 0 W"),
+    ],
+)
+def test_a_bad_cheap_window_is_refused_saying_why(text: str, charge_w: int, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        CheapWindow.parse(text, charge_w)
+
+
+def test_without_a_cheap_window_the_default_only_balances() -> None:
+    made = default_plan(descriptor(), datetime(2026, 11, 22, 3, tzinfo=UTC))
+    windows = made.devices["battery"].windows
+    assert windows is not None
+    assert [(w.mode, w.start, w.end) for w in windows] == [(Mode.BALANCE, 0, made.slots)]
