@@ -221,8 +221,8 @@ class GlowmarktCoordinator(DataUpdateCoordinator[list[MeterReading]]):
                 quantity = ENERGY_QUANTITY[resource.classifier]
                 readings.append(_reading(imported.until, {quantity: imported.total_kwh * 1000}))
             tariffs |= await self._async_tariff(resource)
-        if tariffs:
-            readings.append(_reading(now, tariffs))
+        # Also without tariffs: an answer, even with nothing new yet, means the meter is heard.
+        readings.append(_reading(now, tariffs))
         return readings
 
     async def _async_import(self, resource: ChosenResource, now: datetime) -> Imported | None:

@@ -312,3 +312,26 @@ async def test_a_meter_without_a_published_tariff_still_imports(
     assert rate is not None
     assert rate.state == STATE_UNAVAILABLE
     await hass.config_entries.async_unload(node.entry_id)
+
+
+async def test_hours_without_new_data_from_the_dcc_keep_the_meter_available(
+    recorder_mock: Recorder,
+    hass: HomeAssistant,
+    api: GlowmarktServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    freezer.move_to(NOW)
+    deliver(api, IMPORT_ID, FIRST, LATE)
+    node = await start_node(hass, [IMPORT_ID])
+    before = await hourly(hass, IMPORT_STAT)
+
+    for _ in range(6):  # three hours in which the DCC delivers nothing new
+        await fetch_again(hass, freezer, timedelta(minutes=31))
+
+    (meter,) = node.runtime_data.meters.values()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, meter.issue_id) is None
+    total = hass.states.get(meter_entity(hass, node, "import_energy"))
+    assert total is not None
+    assert float(total.state) == _approx(round(before[-1]["sum"], 3))
+    assert await hourly(hass, IMPORT_STAT) == before
+    await hass.config_entries.async_unload(node.entry_id)
