@@ -11,7 +11,8 @@ Routes (authorisation is API Gateway's, IAM or a Cognito JWT authoriser, before 
 * `POST /flex-events` — a DSO flexibility event (`fractal.flex_event.v1`), validated by the
   protocol model, stored as `flex-events/<id>.json` in INPUTS_BUCKET (which starts a planning
   round). Sending the same event again is accepted (200); another event with a used id is a
-  conflict (409).
+  conflict (409). The write is conditional (`If-None-Match: *`), so two requests racing with
+  one id store one event.
 
 Errors are JSON `{"error": "...", "problems": [...]}` with 400 (bad JSON, bad query), 404
 (unknown route or node), 405 (method), 409 (id in use), 413 (body too large) or 422 (a
@@ -136,15 +137,10 @@ def post_flex_event(event: Mapping[str, Any], _: dict[str, str]) -> tuple[int, A
     document = json.dumps(to_jsonable(parsed.document), sort_keys=True)
     bucket = environment.required(environment.settings().inputs_bucket, "INPUTS_BUCKET")
     key = f"{FLEX_PREFIX}{parsed.document.id}.json"
-    stored = _stored_text(bucket, key)
-    if stored is not None:
-        if stored != document:
-            raise ApiError(409, f"flexibility event {parsed.document.id!r} exists already")
-        return 200, {"id": parsed.document.id, "stored": key, "created": False}
-    environment.s3().put_object(
-        Bucket=bucket, Key=key, Body=document.encode(), ContentType="application/json"
-    )
-    return 201, {"id": parsed.document.id, "stored": key, "created": True}
+    created = _stored_text(bucket, key) is None and _put_new(bucket, key, document)
+    if not created and _stored_text(bucket, key) != document:
+        raise ApiError(409, f"flexibility event {parsed.document.id!r} exists already")
+    return (201 if created else 200), {"id": parsed.document.id, "stored": key, "created": created}
 
 
 ROUTES: Final[tuple[tuple[str, dict[str, Route]], ...]] = (
@@ -233,6 +229,24 @@ def _stored_text(bucket: str, key: str) -> str | None:
     except s3.exceptions.NoSuchKey:
         return None
     return body.decode()
+
+
+def _put_new(bucket: str, key: str, text: str) -> bool:
+    """Store `text` unless an object is under `key` already (S3 decides, atomically)."""
+    s3 = environment.s3()
+    try:
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=text.encode(),
+            ContentType="application/json",
+            IfNoneMatch="*",
+        )
+    except s3.exceptions.ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
+            return False
+        raise
+    return True
 
 
 def _time(text: str) -> datetime:

@@ -3,9 +3,10 @@
 One object per telemetry batch and UTC day:
 `history/date=YYYY-MM-DD/node=<id>/<first seq>-<last seq>.parquet` (seqs zero-padded to 12
 digits, so objects list in order). A node re-sends a batch with exactly the same samples, so a
-replayed batch lands on the same key: it is found there, counted as duplicates and not written
-twice. The prefix is a Hive-partitioned dataset: `pandas.read_parquet` (pyarrow) on it, or
-Athena/Glue, adds `date` and `node` as columns.
+replayed batch lands on the same key, and the write is conditional (`If-None-Match: *`): S3
+itself refuses a second object under a key, atomically, and the samples count as duplicates.
+Only `s3:PutObject` is needed. The prefix is a Hive-partitioned dataset:
+`pandas.read_parquet` (pyarrow) on it, or Athena/Glue, adds `date` and `node` as columns.
 
 Columns (one schema for every object, so the dataset reads as one table): `seq` (int64),
 `ts` (timestamp, microseconds, UTC), the power fields and `soc_pct` (float64, null when not
@@ -80,12 +81,10 @@ class S3History:
         inserted = duplicates = 0
         for day, part in groupby(samples, key=lambda sample: sample.ts.date().isoformat()):
             day_samples = list(part)
-            key = history_key(node, day, day_samples)
-            if self._exists(key):
+            if self._put_new(history_key(node, day, day_samples), samples_frame(day_samples)):
+                inserted += len(day_samples)
+            else:
                 duplicates += len(day_samples)
-                continue
-            self._put(key, samples_frame(day_samples))
-            inserted += len(day_samples)
         if samples:
             self._fleet.record_latest_sample(node, samples[-1])
         if seen_at is not None:
@@ -95,21 +94,23 @@ class S3History:
     def mark_seen(self, node: str, when: datetime) -> None:
         self._fleet.mark_seen(node, when)
 
-    def _exists(self, key: str) -> bool:
+    def _put_new(self, key: str, frame: pd.DataFrame) -> bool:
+        """Store `frame` under `key` unless an object is there already; True if stored.
+
+        A conditional write racing another one for the same key (409 ConditionalRequestConflict)
+        raises: the Lambda is retried and then finds the object."""
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, engine="pyarrow", index=False, compression="zstd")
         try:
-            self._s3.head_object(Bucket=self._bucket, Key=key)
+            self._s3.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=buffer.getvalue(),
+                ContentType="application/vnd.apache.parquet",
+                IfNoneMatch="*",
+            )
         except self._s3.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
                 return False
             raise
         return True
-
-    def _put(self, key: str, frame: pd.DataFrame) -> None:
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, engine="pyarrow", index=False, compression="zstd")
-        self._s3.put_object(
-            Bucket=self._bucket,
-            Key=key,
-            Body=buffer.getvalue(),
-            ContentType="application/vnd.apache.parquet",
-        )
