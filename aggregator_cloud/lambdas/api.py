@@ -35,7 +35,7 @@ from aggregator_cloud.store import NodeRecord
 from aggregator_cloud.web.fleet import FleetRow
 
 from . import environment
-from .dynamo import BadCursor, DynamoFleet, from_item
+from .dynamo import BadCursor, DynamoFleet
 from .ingest import fleet
 from .plans import FLEX_PREFIX
 
@@ -199,7 +199,7 @@ def _desired_plan(node: str) -> Any:
     except client.exceptions.ResourceNotFoundException:
         return None
     document = json.loads(response["payload"].read())
-    return from_item(document.get("state", {}).get("desired", {}).get("plan"))
+    return document.get("state", {}).get("desired", {}).get("plan")
 
 
 def _json_body(event: Mapping[str, Any]) -> bytes:

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from .environment import MAX_PLAN_BATCH_SIZE
+
 LOGGER = logging.getLogger(__name__)
 
 SCHEMA: Final = "fractal.plan_request.v1"
@@ -39,7 +41,7 @@ class PlanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     schema_: Literal["fractal.plan_request.v1"] = Field(default=SCHEMA, alias="schema")
-    nodes: Annotated[tuple[NodeKey, ...], Field(min_length=1, max_length=500)]
+    nodes: Annotated[tuple[NodeKey, ...], Field(min_length=1, max_length=MAX_PLAN_BATCH_SIZE)]
     reason: Reason
     requested: AwareDatetime
     """When the need to plan arose (the schedule's time, the node's message)."""

@@ -4,14 +4,16 @@ to FLEET_TABLE and LATEST_TABLE, refused events kept with their reasons."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from fractal.protocol import NodeDescriptor, parse
 
-from aggregator_cloud.lambdas.ingest import shadow_handler, telemetry_handler
+from aggregator_cloud.lambdas.ingest import fleet, shadow_handler, telemetry_handler
 from tests.aggregator_cloud.lambdas.conftest import Aws
 from tests.support.fleet_documents import (
     batch,
@@ -176,3 +178,22 @@ def test_a_bad_document_is_refused_and_the_good_one_recorded(aws: Aws) -> None:
     assert latest["link_state"]["buffered"] == 3
     kept = json.loads(aws.read("HISTORY_BUCKET", result["kept"]))
     assert kept["event"]["current"]["state"]["reported"]["telemetry"]["soc_pct"] == 140
+
+
+def test_the_planner_reads_the_node_back_with_the_newest_state_of_charge(aws: Aws) -> None:
+    document = descriptor("home-1", "Rose Cottage", capacity_wh=5120)
+    document["devices"][0]["envelope"]["soc_min_pct"] = 12.5
+    shadow_handler(
+        shadow_event("home-1", node=document, telemetry=snapshot("home-1", 4, soc_pct=30))
+    )
+    telemetry_handler(telemetry_event("home-1", 2, [reading(5, soc_pct=35.5)]))
+    store = fleet()
+
+    state = store.planning_state("home-1")
+
+    assert state is not None
+    assert state.descriptor == parse(NodeDescriptor, document).document
+    assert state.soc_pct == 35.5
+    assert state.soc_at == datetime.fromisoformat(reading(5)["ts"])
+    assert store.planning_state("home-2") is None
+    assert store.plannable_nodes() == ["home-1"]
