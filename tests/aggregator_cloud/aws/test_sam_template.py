@@ -75,6 +75,8 @@ def test_every_function_runs_a_real_handler_taking_event_and_context() -> None:
         assert len(parameters) >= 2, f"{name}: Lambda calls {props['Handler']}(event, context)"
         assert props["Runtime"] == "python3.13"
         assert props["Architectures"] == ["arm64"]
+        # pydantic, pandas, pyarrow, highspy: the code imports them at once
+        assert [refers_to(layer) for layer in props["Layers"]] == ["DependenciesLayer"]
 
 
 def _settings_by_field() -> dict[str, str]:
