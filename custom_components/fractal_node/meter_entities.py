@@ -187,7 +187,7 @@ class MeterSource:
         self.entry = entry
         self.subentry = subentry
         self.quantities = quantities
-        self.filter = MeterFilter(subentry.title, SILENCE_AFTER)
+        self.filter = MeterFilter(subentry.title, SILENCE_AFTER, started=dt_util.utcnow())
         self.problem: str | None = None
         self.device_info = DeviceInfo(
             identifiers={(DOMAIN, subentry.subentry_id)},

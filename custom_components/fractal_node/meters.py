@@ -11,12 +11,16 @@ from collections.abc import Awaitable, Callable
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant
 
+from .glow_mqtt import SUBENTRY_GLOW_MQTT, async_start_glow_mqtt
 from .glowmarkt import SUBENTRY_GLOWMARKT, async_start_glowmarkt
 from .meter_entities import MeterSource
 
 type MeterStarter = Callable[[HomeAssistant, ConfigEntry, ConfigSubentry], Awaitable[MeterSource]]
 
-METER_STARTERS: dict[str, MeterStarter] = {SUBENTRY_GLOWMARKT: async_start_glowmarkt}
+METER_STARTERS: dict[str, MeterStarter] = {
+    SUBENTRY_GLOW_MQTT: async_start_glow_mqtt,
+    SUBENTRY_GLOWMARKT: async_start_glowmarkt,
+}
 
 
 async def async_start_meters(hass: HomeAssistant, entry: ConfigEntry) -> dict[str, MeterSource]:

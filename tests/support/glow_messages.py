@@ -10,7 +10,12 @@ software v1.8.13, GLOW-IHD-01-1v4-SMETS2). Values here are made up; the shapes a
 from __future__ import annotations
 
 import json
+import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
+
+import aiomqtt
 
 DEVICE_ID = "4C11AEADF118"
 OTHER_DEVICE_ID = "E8DB84A1C0DE"
@@ -114,3 +119,35 @@ def state(
 
 def _json(document: dict[str, Any]) -> bytes:
     return json.dumps(document).encode()
+
+
+def broker_directory() -> Path:
+    """A directory for a test mosquitto (started as root, it drops to its own user)."""
+    directory = Path(tempfile.mkdtemp(prefix="glow-broker-"))
+    directory.chmod(0o711)
+    return directory
+
+
+async def publish(
+    port: int,
+    *messages: tuple[str, bytes],
+    retain: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+) -> None:
+    """Publish as a CAD would (QoS 1, so each is on the broker when this returns)."""
+    async with aiomqtt.Client("127.0.0.1", port, username=username, password=password) as client:
+        for topic, payload in messages:
+            await client.publish(topic, payload, qos=1, retain=retain)
+
+
+def password_file(directory: Path, username: str, password: str) -> Path:
+    """A mosquitto password file with one user (for `PlainMosquitto(password_file=...)`)."""
+    path = directory / "passwords"
+    subprocess.run(
+        ["mosquitto_passwd", "-b", "-c", str(path), username, password],
+        check=True,
+        capture_output=True,
+    )
+    path.chmod(0o644)
+    return path

@@ -1,4 +1,5 @@
-"""A real mosquitto on a loopback port, plain MQTT, anonymous: for tests of our own clients.
+"""A real mosquitto on a loopback port, plain MQTT, anonymous (or with a password file): for
+tests of our own clients.
 
     with PlainMosquitto.started(tmp_path) as broker:   # free port on 127.0.0.1
         broker.port
@@ -27,9 +28,11 @@ def free_port() -> int:
 
 
 class PlainMosquitto:
-    def __init__(self, directory: Path, port: int) -> None:
+    def __init__(self, directory: Path, port: int, password_file: Path | None = None) -> None:
         self.directory = directory
         self.port = port
+        # A `mosquitto_passwd` file: clients must log in (anonymous ones are refused).
+        self.password_file = password_file
         self.config = directory / "mosquitto.conf"
         self.log = directory / "mosquitto.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -37,8 +40,10 @@ class PlainMosquitto:
 
     @classmethod
     @contextlib.contextmanager
-    def started(cls, directory: Path) -> Iterator[PlainMosquitto]:
-        broker = cls(directory, free_port())
+    def started(
+        cls, directory: Path, password_file: Path | None = None
+    ) -> Iterator[PlainMosquitto]:
+        broker = cls(directory, free_port(), password_file)
         broker.start()
         try:
             yield broker
@@ -49,7 +54,11 @@ class PlainMosquitto:
         executable = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            *(
+                ["allow_anonymous false", f"password_file {self.password_file}"]
+                if self.password_file
+                else ["allow_anonymous true"]
+            ),
             "persistence false",
             "log_dest stderr",
             "log_type all",

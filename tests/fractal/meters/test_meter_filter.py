@@ -150,6 +150,13 @@ def test_silence_makes_every_value_unknown_until_a_message_comes() -> None:
     assert meter.state(at(601)).number(Quantity.POWER) == 500.0
 
 
+def test_a_meter_never_heard_is_silent_since_listening_began() -> None:
+    assert new_filter().silent_for(at(600)) == timedelta(0)  # no start known
+    meter = MeterFilter("Glow CAD", SILENCE, started=at(0))
+    assert meter.silent_for(at(60)) == timedelta(seconds=60)  # nothing heard: silent
+    assert meter.silent_for(at(600)) == timedelta(seconds=600)
+
+
 def test_restored_counter_guards_the_first_reading_after_a_restart() -> None:
     meter = new_filter()
     meter.restore(Quantity.IMPORT_ENERGY, 4_595_563.0)

@@ -26,8 +26,9 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_MQTT_PORT: Final = 1883
 CONNECT_TIMEOUT_SECONDS: Final = 10.0
 RECONNECT_SECONDS: Final = (1.0, 5.0, 30.0, 60.0)
-# MQTT 3.1.1 CONNACK codes that mean "wrong credentials", not "broker unavailable".
-_REFUSED_CREDENTIALS: Final = frozenset({4, 5})
+# CONNACK codes that mean "wrong credentials", not "broker unavailable": MQTT 3.1.1's 4 and 5,
+# which paho 2 reports as the MQTT 5 reason codes 134 and 135.
+_REFUSED_CREDENTIALS: Final = frozenset({4, 5, 134, 135})
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,20 @@ async def connected(
     finally:
         with contextlib.suppress(aiomqtt.MqttError):
             await client.__aexit__(None, None, None)
+        _retrieve_disconnection(client)
+
+
+def _retrieve_disconnection(client: aiomqtt.Client) -> None:
+    """aiomqtt keeps why the connection dropped in a future that its own exit does not read
+    when the drop came first (e.g. a keep-alive timeout); read here, so asyncio does not log
+    "Future exception was never retrieved" for a drop already handled."""
+    disconnected = getattr(client, "_disconnected", None)
+    if (
+        isinstance(disconnected, asyncio.Future)
+        and disconnected.done()
+        and not disconnected.cancelled()
+    ):
+        disconnected.exception()
 
 
 def _code(error: aiomqtt.MqttCodeError) -> int | None:

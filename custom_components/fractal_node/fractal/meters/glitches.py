@@ -49,11 +49,15 @@ class Rejection:
 class MeterFilter:
     """The latest good value of each quantity of one meter; `accept` each reading in turn."""
 
-    def __init__(self, name: str, silence_after: timedelta) -> None:
+    def __init__(
+        self, name: str, silence_after: timedelta, started: datetime | None = None
+    ) -> None:
+        """`started`: when listening began; a meter never heard is silent since then."""
         self.name = name
         self.silence_after = silence_after
         self._values: dict[Quantity, Value] = {}
         self._stamped: dict[Quantity, datetime] = {}
+        self._started = started
         self._last_heard: datetime | None = None
         self._logged: set[tuple[Quantity, Glitch]] = set()
 
@@ -84,10 +88,12 @@ class MeterFilter:
         return self._last_heard is None or now - self._last_heard >= self.silence_after
 
     def silent_for(self, now: datetime) -> timedelta:
-        """How long nothing has been heard (zero while messages come or before the first)."""
-        if self._last_heard is None or not self.silent(now):
+        """How long nothing has been heard: zero while messages come; never heard, since
+        `started` (zero without it)."""
+        since = self._last_heard or self._started
+        if since is None or not self.silent(now):
             return timedelta(0)
-        return now - self._last_heard
+        return now - since
 
     def state(self, now: datetime) -> MeterState:
         return MeterState(dict(self._values), dict(self._stamped), self.silent(now))
