@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,3 +132,8 @@ def test_the_json_schema_names_the_document() -> None:
     schema = inputs_json_schema()
     assert schema["properties"]["schema"]["const"] == "fractal.planning_inputs.v1"
     assert "Series" in schema["$defs"]
+
+
+def test_the_published_schema_matches_the_model() -> None:
+    published = Path(__file__).parents[3] / "docs" / "schemas" / "planning_inputs.schema.json"
+    assert json.loads(published.read_text()) == inputs_json_schema()
