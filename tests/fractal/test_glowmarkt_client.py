@@ -125,6 +125,7 @@ async def test_readings_keep_gaps_as_gaps_and_zeros_as_zeros(
             start + timedelta(minutes=60): None,  # the DCC has no value: a gap
             # 01:30 never reported: a gap
             start + timedelta(minutes=120): 0.5,
+            start + timedelta(hours=3): 0.3,  # the range ends here: not asked for
         },
     )
 
@@ -138,7 +139,7 @@ async def test_readings_keep_gaps_as_gaps_and_zeros_as_zeros(
     (call,) = api.calls("readings")
     assert call.query == {
         "from": "2026-11-01T00:00:00",
-        "to": "2026-11-01T02:30:00",
+        "to": "2026-11-01T03:00:00",
         "period": "PT30M",
         "function": "sum",
         "offset": "0",
@@ -159,9 +160,9 @@ async def test_a_long_range_is_fetched_in_ten_day_requests_without_overlap(
     assert [r.start for r in readings] == slots  # every slot once, snapped to the half-hour
     ranges = [(c.query["from"], c.query["to"]) for c in api.calls("readings")]
     assert ranges == [
-        ("2026-10-01T00:00:00", "2026-10-10T23:30:00"),
-        ("2026-10-11T00:00:00", "2026-10-20T23:30:00"),
-        ("2026-10-21T00:00:00", "2026-10-25T23:30:00"),
+        ("2026-10-01T00:00:00", "2026-10-11T00:00:00"),
+        ("2026-10-11T00:00:00", "2026-10-21T00:00:00"),
+        ("2026-10-21T00:00:00", "2026-10-26T00:00:00"),
     ]
 
 

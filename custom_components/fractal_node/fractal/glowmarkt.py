@@ -196,7 +196,9 @@ class GlowmarktClient:
                 f"resource/{resource_id}/readings",
                 params={
                     "from": _api_time(chunk_start),
-                    "to": _api_time(chunk_end - HALF_HOUR),  # `to` is the last slot's start
+                    # Up to the chunk's end: whether the API counts the slot starting at `to`
+                    # or not, no slot is lost (the one at `to` belongs to the next chunk).
+                    "to": _api_time(chunk_end),
                     "period": "PT30M",
                     "function": "sum",
                     "offset": "0",
