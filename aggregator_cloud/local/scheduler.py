@@ -144,6 +144,45 @@ def _signature(path: Path) -> tuple[int, int] | None:
     return status.st_mtime_ns, status.st_size
 
 
+@dataclass
+class ReplanQueue:
+    """Nodes waiting to be planned again, with why; deviations wait out a cool-down per node.
+    Pure: the time is passed in."""
+
+    cooldown: timedelta
+    _pending: dict[str, set[str]] = field(default_factory=dict)
+    _deviation_planned: dict[str, datetime] = field(default_factory=dict)
+
+    def add(self, node: str, reasons: Sequence[str]) -> None:
+        self._pending.setdefault(node, set()).update(reasons)
+
+    def discard(self, node: str) -> None:
+        """`node` is being planned anyway (a full round)."""
+        self._pending.pop(node, None)
+
+    def take_ready(self, now: datetime) -> tuple[list[str], list[str]]:
+        """The nodes to plan now and all their reasons; any reason but a deviation is ready
+        at once, a deviation once the node's cool-down since its last one has passed."""
+        ready = [node for node, why in self._pending.items() if self._ready_at(node, why) <= now]
+        reasons: set[str] = set()
+        for node in ready:
+            why = self._pending.pop(node)
+            reasons |= why
+            if DEVIATION in why:
+                self._deviation_planned[node] = now
+        return ready, sorted(reasons)
+
+    def next_ready(self) -> datetime | None:
+        """When the next waiting node is ready (None: nothing waits)."""
+        return min((self._ready_at(n, why) for n, why in self._pending.items()), default=None)
+
+    def _ready_at(self, node: str, reasons: set[str]) -> datetime:
+        last = self._deviation_planned.get(node)
+        if reasons - {DEVIATION} or last is None:
+            return datetime.min.replace(tzinfo=UTC)
+        return last + self.cooldown
+
+
 class PlanScheduler:
     """Decides when to plan whom; runs `dispatch_plans` in a worker thread."""
 
@@ -161,9 +200,7 @@ class PlanScheduler:
         self.settings = settings or ScheduleSettings()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._planner = Planner()
-        self._pending: dict[str, set[str]] = {}
-        """Nodes to plan as soon as may be, with why."""
-        self._deviation_planned: dict[str, datetime] = {}
+        self._queue = ReplanQueue(timedelta(seconds=self.settings.deviation_cooldown_s))
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.dispatches = 0
@@ -178,7 +215,7 @@ class PlanScheduler:
             self.request(result.node, reasons)
 
     def request(self, node: str, reasons: Sequence[str]) -> None:
-        self._pending.setdefault(node, set()).update(reasons)
+        self._queue.add(node, reasons)
         self._wake.set()
 
     # --- running ----------------------------------------------------------------------------
@@ -220,37 +257,21 @@ class PlanScheduler:
     async def _plan_all(self, reason: str, shadows: PlanShadows) -> None:
         nodes = await asyncio.to_thread(self._fleet.plannable_nodes)
         for node in nodes:
-            self._pending.pop(node, None)  # this round plans it anyway
+            self._queue.discard(node)  # this round plans it anyway
         if nodes:
             await self._dispatch(list(nodes), reason, shadows)
 
     async def _plan_pending(self, shadows: PlanShadows) -> None:
-        now = self._clock()
-        ready = [node for node, why in self._pending.items() if self._ready(node, why, now)]
-        if not ready:
-            return
-        why = {node: self._pending.pop(node) for node in ready}
-        for node, reasons in why.items():
-            if DEVIATION in reasons:
-                self._deviation_planned[node] = now
-        await self._dispatch(ready, ", ".join(sorted(set().union(*why.values()))), shadows)
-
-    def _ready(self, node: str, reasons: set[str], now: datetime) -> bool:
-        """Any reason but a deviation is planned at once; a deviation after the cool-down."""
-        if reasons - {DEVIATION}:
-            return True
-        return now >= self._cooled(node)
-
-    def _cooled(self, node: str) -> datetime:
-        last = self._deviation_planned.get(node)
-        if last is None:
-            return datetime.min.replace(tzinfo=UTC)
-        return last + timedelta(seconds=self.settings.deviation_cooldown_s)
+        ready, reasons = self._queue.take_ready(self._clock())
+        if ready:
+            await self._dispatch(ready, ", ".join(reasons), shadows)
 
     def _wait_s(self, next_round: datetime) -> float:
         now = self._clock()
         until = [next_round, now + timedelta(seconds=self.settings.inputs_check_s)]
-        until.extend(self._cooled(node) for node in self._pending)
+        waiting = self._queue.next_ready()
+        if waiting is not None:
+            until.append(waiting)
         return max(0.0, (min(until) - now).total_seconds())
 
     async def _sleep(self, seconds: float) -> None:
