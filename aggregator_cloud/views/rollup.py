@@ -21,6 +21,7 @@ sees real inserts) and the buckets stay exact sums."""
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,6 +95,10 @@ _TRIGGERS: Final = (
 )
 
 
+_INSTALLED: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
+"""Stores whose rollup this process has checked: a refresh does not check again."""
+
+
 @dataclass(frozen=True)
 class RefreshStats:
     """What one refresh did."""
@@ -111,6 +116,12 @@ class RefreshStats:
 def install(store: SqliteStore) -> bool:
     """Create the rollup tables and triggers if missing; True if they were just created (the
     samples stored until now are then queued for the first refresh)."""
+    created = _create(store)
+    _INSTALLED.add(store)
+    return created
+
+
+def _create(store: SqliteStore) -> bool:
     with store.atomic() as db:
         names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         # Not executescript: it would COMMIT the transaction atomic() opened.
@@ -132,7 +143,8 @@ def install(store: SqliteStore) -> bool:
 def refresh(store: SqliteStore) -> RefreshStats:
     """Fold every pending sample into the buckets (one transaction per CHUNK samples);
     installs the rollup first if the store has none yet."""
-    install(store)
+    if store not in _INSTALLED:
+        install(store)
     with store.atomic() as db:
         memberships, groups = _sync_membership(db)
     samples = nodes = 0
