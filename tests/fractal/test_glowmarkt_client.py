@@ -122,7 +122,7 @@ async def test_readings_keep_gaps_as_gaps_and_zeros_as_zeros(
         {
             start: 0.25,
             start + timedelta(minutes=30): 0.0,  # nothing imported: a real zero
-            start + timedelta(minutes=60): None,  # the DCC has no value: a gap
+            start + timedelta(minutes=60): None,  # not delivered by the DCC (yet): a gap
             # 01:30 never reported: a gap
             start + timedelta(minutes=120): 0.5,
             start + timedelta(hours=3): 0.3,  # the range ends here: not asked for
@@ -143,6 +143,7 @@ async def test_readings_keep_gaps_as_gaps_and_zeros_as_zeros(
         "period": "PT30M",
         "function": "sum",
         "offset": "0",
+        "nulls": "1",
     }
 
 

@@ -174,6 +174,7 @@ async def test_a_half_hour_delivered_late_is_counted_at_the_next_fetch(
 ) -> None:
     freezer.move_to(NOW)
     deliver(api, IMPORT_ID, FIRST, LATE)
+    api.set_readings(IMPORT_ID, {LATE: None})  # the API knows the slot, the DCC has not sent it
     node = await start_node(hass, [IMPORT_ID])
 
     deliver(api, IMPORT_ID, LATE, slot("2026-11-20T11:00:00"))
@@ -181,6 +182,8 @@ async def test_a_half_hour_delivered_late_is_counted_at_the_next_fetch(
 
     rows = await hourly(hass, IMPORT_STAT)
     assert starts(rows)[-2:] == [slot("2026-11-20T09:00:00"), slot("2026-11-20T10:00:00")]
+    nine = slot("2026-11-20T09:00:00")
+    assert rows[-2]["state"] == _approx(consumption(nine) + consumption(LATE))  # not + 0
     assert_counted_once(rows)
     # The second fetch started where the statistics stood.
     assert api.calls("readings")[-1].query["from"] == "2026-11-20T09:00:00"

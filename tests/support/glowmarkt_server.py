@@ -9,7 +9,8 @@ It behaves as the API does for an individual user of the Bright app: `POST /auth
 `applicationId` header and the password and returns `{valid, token, exp, accountId}` (401 with
 `valid: false` when refused); every other call needs a token it issued and has not expired
 (401 otherwise); readings answer `[unix seconds, kWh]` for each half-hour slot from `from` to
-`to` it holds (null for a slot whose value is unknown, nothing for a slot it never had), and
+`to` it holds (for a slot whose value is unknown: 0, or null when asked with `nulls=1`;
+nothing for a slot it never had), and
 refuse a PT30M range longer than 10 days with 400. Tests need pytest-socket's
 `socket_enabled` fixture (the Home Assistant plugin blocks sockets).
 """
@@ -175,11 +176,14 @@ class GlowmarktServer:
         if query.get("period") != "PT30M" or end - start > timedelta(days=10):
             return web.json_response({"error": "invalid query period"}, status=400)
         slots = self.readings.get(request.match_info["resource"], {})
+        # As the API: a slot without a value reads 0 unless the client asks for nulls.
+        unknown = None if query.get("nulls") == "1" else 0
         data: list[list[Any]] = []
         when = start
         while when <= end:
             if when in slots:
-                data.append([int(when.timestamp()), slots[when]])
+                value = slots[when]
+                data.append([int(when.timestamp()), unknown if value is None else value])
             when += HALF_HOUR
         return web.json_response(
             {

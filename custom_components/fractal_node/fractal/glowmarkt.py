@@ -12,6 +12,9 @@ What this relies on (public material, there is no formal specification):
   period&function&offset` (`data`: `[[unix seconds, value], ...]`, `units`),
   `/resource/{id}/current` and `/resource/{id}/tariff` (`data[].currentRates.rate` p/kWh and
   `.standingCharge` p/day).
+* Slots the DCC has not delivered yet read 0 unless `nulls=1` is asked for, then null
+  (unlobito/ha-hildebrandglow#28; HandyHat/ha-hildebrandglow-dcc#362: "the last two [hours]
+  show zero, but further back have been populated"): we ask for nulls, so they are gaps.
 * The query-window caps the maintained clients use (Mossop/glowmarkt-rs `split_periods`:
   PT30M at most 10 days per request) and the Bright app's public application id (the same in
   cybermaggedon/pyglowmarkt, glowmarkt-rs and the Homey app).
@@ -202,6 +205,8 @@ class GlowmarktClient:
                     "period": "PT30M",
                     "function": "sum",
                     "offset": "0",
+                    # Without it a slot the DCC has not delivered yet reads 0, not null.
+                    "nulls": "1",
                 },
             )
             for reading in _readings(body):
