@@ -144,10 +144,10 @@ class StandalonePlanner:
             self._debouncer.async_shutdown,
         ]
 
-    async def async_plan(self) -> None:
+    async def async_plan(self, now: datetime | None = None) -> None:
         """Gather the inputs, plan in a worker thread and publish the outcome."""
         async with self._lock:
-            now = dt_util.utcnow()
+            now = now or dt_util.utcnow()
             inputs = await self.async_inputs()
             outcome = await self._hass.async_add_executor_job(
                 plan_standalone, self._planner, self._envelope.descriptor, inputs, now

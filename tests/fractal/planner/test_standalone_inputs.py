@@ -214,7 +214,7 @@ def test_the_plan_charges_in_the_cheap_night_and_runs_the_evening_peak_from_the_
     assert plan.source is PlanSource.STANDALONE
     assert plan.start == START
     assert plan.slots == 62
-    assert plan.expiry == NOW + timedelta(hours=3)
+    assert plan.expiry == plan.end == START + timedelta(minutes=30 * 62)
     assert set(plan.devices) == {"BATTERY01"}
     battery = plan.devices["BATTERY01"]
     night = [battery.mode_at(slot) for slot in range(16, 26)]  # 00:00-05:00

@@ -34,9 +34,6 @@ from .scenario import Home, Scenario, ScenarioError, parse_scenario
 
 STEP: Final = timedelta(minutes=30)
 MAX_SLOTS: Final = 96  # 48 hours
-VALIDITY: Final = timedelta(hours=3)
-"""A standalone plan expires this long after it was made: re-planned every 30 minutes, so only
-a planner that keeps failing lets the executor fall back to the time-of-use default."""
 UNKNOWN_LIMIT_KW: Final = 100.0
 """Grid limit assumed where the installer set none (no domestic supply reaches it)."""
 
@@ -223,7 +220,10 @@ class Outcome:
 def plan_standalone(
     planner: Planner, descriptor: NodeDescriptor, inputs: PlanningInputs, now: datetime
 ) -> Outcome:
-    """Plan the node's battery from ``now``'s half hour to the end of the known import rates."""
+    """Plan the node's battery from ``now``'s half hour to the end of the known import rates.
+
+    The plan expires at its end: published rates do not go stale, and it is re-planned every
+    30 minutes anyway; past its end the executor falls back to the time-of-use default."""
     problems = list(inputs.problems)
     try:
         scenario, home, battery_id = standalone_scenario(descriptor, inputs, now, problems)
@@ -237,7 +237,6 @@ def plan_standalone(
         update={
             "id": f"standalone-{now:%Y%m%dT%H%M%S}Z",
             "source": PlanSource.STANDALONE,
-            "expiry": min(document.end, now + VALIDITY),
             "devices": {battery_id: document.devices[BATTERY_DEVICE]},
         }
     )
