@@ -40,9 +40,9 @@ from custom_components.fractal_node.fractal.planner import Planner
 from custom_components.fractal_node.fractal.planner.standalone import (
     PlanningInputs,
     Rates,
+    load_profile,
     merged_rates,
     parse_pv_forecast,
-    load_profile,
     parse_rates,
     plan_standalone,
     slot_start,
