@@ -18,6 +18,7 @@ from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 from homeassistant.util import dt as dt_util
 
+from .cheap_window import configured_cheap_window
 from .const import (
     CERTIFICATE_CHECK_INTERVAL,
     CERTIFICATE_WARNING_PERIOD,
@@ -134,6 +135,7 @@ def _start_executor(
         aggregator_plan=aggregator_plan,
         coordinator=ExecutorCoordinator(hass, entry),
         standalone_plan=standalone_plan,
+        cheap=configured_cheap_window(entry.options, hass.config.time_zone),
     )
     executor.start()
     entry.async_on_unload(executor.stop)

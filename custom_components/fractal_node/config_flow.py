@@ -37,10 +37,14 @@ from homeassistant.helpers.selector import (
 from homeassistant.util import dt as dt_util
 from homeassistant.util import slugify
 
+from .cheap_window import cheap_window
 from .const import (
     CONF_BATTERY_CAPACITY,
     CONF_CA_PEM,
     CONF_CERTIFICATE_PEM,
+    CONF_CHEAP_CHARGE_W,
+    CONF_CHEAP_WINDOW,
+    CONF_DEFAULT_PLAN,
     CONF_ENDPOINT,
     CONF_EXPORT_RATE,
     CONF_IMPORT_RATE,
@@ -108,10 +112,21 @@ PLANNING_SCHEMA = vol.Schema(
         ),
     }
 )
+DEFAULT_PLAN_SCHEMA = vol.Schema(
+    {
+        vol.Optional(CONF_CHEAP_WINDOW): TEXT,
+        vol.Optional(CONF_CHEAP_CHARGE_W): NumberSelector(
+            NumberSelectorConfig(
+                min=1, max=100000, step=1, unit_of_measurement="W", mode=NumberSelectorMode.BOX
+            )
+        ),
+    }
+)
 OPTIONS_SCHEMA = vol.Schema(
     {
         vol.Optional(CONF_TAGS): MULTILINE,
         vol.Optional(CONF_PLANNING): section(PLANNING_SCHEMA, {"collapsed": True}),
+        vol.Optional(CONF_DEFAULT_PLAN): section(DEFAULT_PLAN_SCHEMA, {"collapsed": True}),
     }
 )
 LOCAL_CREDENTIALS = {
@@ -309,6 +324,7 @@ class FractalNodeOptionsFlow(OptionsFlow):
         errors: dict[str, str] = {}
         tags = TagParse()
         planning_problems: list[str] = []
+        window_problem = ""
         if user_input is not None:
             tags = parse_tags(user_input.get(CONF_TAGS, ""))
             if not tags.ok:
@@ -317,22 +333,38 @@ class FractalNodeOptionsFlow(OptionsFlow):
             planning_problems = await self._planning_problems(planning)
             if planning_problems:
                 errors["base"] = "unusable_planning_input"
+            default_plan = _picked(user_input.get(CONF_DEFAULT_PLAN, {}))
+            window_problem = self._cheap_window_problem(default_plan)
+            if window_problem:
+                errors["base"] = "invalid_cheap_window"
             if not errors:
                 options: dict[str, Any] = {CONF_TAGS: tags.tags}
                 if planning:
                     options[CONF_PLANNING] = planning
+                if default_plan:
+                    options[CONF_DEFAULT_PLAN] = default_plan
                 return self.async_create_entry(data=options)
         current = {
             CONF_TAGS: format_tags(self.config_entry.options.get(CONF_TAGS, {})),
             CONF_PLANNING: self.config_entry.options.get(CONF_PLANNING, {}),
+            CONF_DEFAULT_PLAN: self.config_entry.options.get(CONF_DEFAULT_PLAN, {}),
         }
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(OPTIONS_SCHEMA, user_input or current),
             errors=errors,
             description_placeholders=_tag_placeholders(tags)
-            | {"planning_problems": "; ".join(planning_problems)},
+            | {"planning_problems": "; ".join(planning_problems)}
+            | {"cheap_window_problem": window_problem},
         )
+
+    def _cheap_window_problem(self, settings: Mapping[str, Any]) -> str:
+        """Why the default plan's cheap window cannot be used ("" if it can, or is unset)."""
+        try:
+            cheap_window(settings, self.hass.config.time_zone)
+        except ValueError as error:
+            return str(error)
+        return ""
 
     async def _planning_problems(self, planning: Mapping[str, Any]) -> list[str]:
         """Why the picked entities cannot be planned with (checked before they are saved)."""

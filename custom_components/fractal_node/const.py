@@ -26,6 +26,10 @@ CONF_EXPORT_RATE: Final = "export_rate"
 CONF_PV_FORECAST: Final = "pv_forecast"
 CONF_LOAD: Final = "load"
 CONF_BATTERY_CAPACITY: Final = "battery_capacity_kwh"
+# The local default plan (options section "default_plan"): an optional daily cheap window.
+CONF_DEFAULT_PLAN: Final = "default_plan"
+CONF_CHEAP_WINDOW: Final = "cheap_window"
+CONF_CHEAP_CHARGE_W: Final = "cheap_charge_w"
 
 DEFAULT_PORT: Final = 8883
 

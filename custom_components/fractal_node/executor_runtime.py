@@ -36,6 +36,7 @@ from .device_runtime import NodeDevice
 from .fractal.devices import Device, ModbusDeviceError, SunSpecDevice
 from .fractal.devices.sunspec_controls import output_limit_w, write_export_limit
 from .fractal.executor import (
+    CheapWindow,
     Envelope,
     ExecutorState,
     Readings,
@@ -110,13 +111,16 @@ class NodeExecutor:
         aggregator_plan: Callable[[], Plan | None],
         coordinator: ExecutorCoordinator,
         standalone_plan: Callable[[], Plan | None] = lambda: None,
+        cheap: CheapWindow | None = None,
     ) -> None:
+        """`cheap`: the default plan's daily cheap window (None: the default only balances)."""
         self._hass = hass
         self._runtime = runtime
         self._devices = devices
         self.envelope = envelope
         self._aggregator_plan = aggregator_plan
         self._standalone_plan = standalone_plan
+        self._cheap = cheap
         self.coordinator = coordinator
         self.overrides: dict[str, Plan] = {}
         """The householder's overrides by device (services: `fractal_node.override`)."""
@@ -169,7 +173,7 @@ class NodeExecutor:
     def sources(self, now: datetime) -> Sources:
         default = self._default
         if default is None or default.slot_at(now) is None:
-            default = self._default = default_plan(self.envelope.descriptor, now)
+            default = self._default = default_plan(self.envelope.descriptor, now, self._cheap)
         standalone = self._standalone_plan()
         if standalone is not None and standalone.slot_at(now) is not None:
             default = standalone  # the local default is the standalone plan while in force
