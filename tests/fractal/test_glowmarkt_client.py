@@ -21,6 +21,7 @@ from fractal.glowmarkt import (
     Tariff,
     complete_hours,
     floor_half_hour,
+    floor_hour,
     split_range,
 )
 
@@ -233,6 +234,16 @@ async def test_429_without_retry_after_backs_off_exponentially_then_gives_up(
     assert raised.value.retry_after == BACKOFF_FIRST * 8
 
 
+async def test_an_unreadable_retry_after_backs_off_instead(
+    api: GlowmarktServer, session: aiohttp.ClientSession
+) -> None:
+    sleeps = Sleeps()
+    api.fail_next("tariff", 429, retry_after="Wed, 21 Oct 2026 07:28:00 GMT")
+
+    assert await client_for(api, session, sleep=sleeps).tariff(IMPORT_ID) is not None
+    assert sleeps.waits == [BACKOFF_FIRST]
+
+
 async def test_a_long_retry_after_is_handed_to_the_caller_not_waited(
     api: GlowmarktServer, session: aiohttp.ClientSession
 ) -> None:
@@ -327,6 +338,9 @@ async def test_an_unreachable_api_is_a_connection_error(
 def test_half_hours_and_ranges() -> None:
     assert floor_half_hour(datetime(2026, 11, 1, 10, 59, 59, 9, UTC)) == datetime(
         2026, 11, 1, 10, 30, tzinfo=UTC
+    )
+    assert floor_hour(datetime(2026, 11, 1, 10, 59, 59, 9, UTC)) == datetime(
+        2026, 11, 1, 10, tzinfo=UTC
     )
     start = datetime(2026, 11, 1, tzinfo=UTC)
     assert split_range(start, start, timedelta(days=10)) == []

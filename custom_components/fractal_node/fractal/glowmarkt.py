@@ -186,7 +186,9 @@ class GlowmarktClient:
                 raise GlowmarktResponseError("a virtual entity has no veId")
             body = await self._get(f"virtualentity/{ve_id}/resources")
             items = body.get("resources") if isinstance(body, Mapping) else None
-            found.extend(_resource(item, str(ve_name)) for item in _list_of_mappings(items, ""))
+            found.extend(
+                _resource(item, str(ve_name)) for item in _list_of_mappings(items, "resources")
+            )
         return found
 
     async def readings(self, resource_id: str, start: datetime, end: datetime) -> list[Reading]:
@@ -257,15 +259,16 @@ class GlowmarktClient:
         json_body: Mapping[str, str] | None = None,
     ) -> Any:
         """One call, waiting out rate limits; errors become typed GlowmarktErrors."""
-        for attempt in range(RATE_LIMIT_RETRIES + 1):
+        waited = 0
+        while True:
             status, retry_after, text = await self._send(method, path, params, json_body)
             if status != 429:
                 return _decoded(status, path, text)
-            wait = retry_after if retry_after is not None else BACKOFF_FIRST * 2**attempt
-            if attempt == RATE_LIMIT_RETRIES or wait > MAX_RETRY_AFTER:
+            wait = retry_after if retry_after is not None else BACKOFF_FIRST * 2**waited
+            if waited == RATE_LIMIT_RETRIES or wait > MAX_RETRY_AFTER:
                 raise GlowmarktRateLimited(wait)
             await self._sleep(wait)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            waited += 1
 
     async def _send(
         self,
@@ -362,7 +365,7 @@ def _decoded(status: int, path: str, text: str) -> Any:
 
 def _list_of_mappings(value: Any, what: str) -> list[Mapping[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
-        raise GlowmarktResponseError(f"Glowmarkt {what or 'resources'} answer is not a list")
+        raise GlowmarktResponseError(f"Glowmarkt {what} answer is not a list")
     return value
 
 
