@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from fractal.planner import Planner
 from fractal.protocol import NodeDescriptor, Plan, TelemetrySnapshot, parse
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aggregator_cloud.handlers.plan_dispatch import (
     IotDataPlanShadows,
@@ -349,3 +351,26 @@ def test_the_result_is_json_ready(store: SqliteStore, shadows: IotDataPlanShadow
     assert decoded["ok"] is True
     assert decoded["nodes"][0]["status"] == "optimal"
     assert decoded["nodes"][0]["cost_p"] == pytest.approx(result.nodes[0].cost_p)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=25,
+)
+
+
+@given(
+    previous=json_values,
+    current=json_values,
+    thing=st.one_of(st.none(), st.text(max_size=8), st.integers()),
+)
+def test_any_event_is_read_without_an_exception(
+    previous: object, current: object, thing: object
+) -> None:
+    event = {"previous": previous, "current": current, "thing_name": thing}
+    found = nodes_to_replan(event)
+    if isinstance(thing, str) and thing:
+        assert found == ((thing,) if replan_reasons(event) else ())
+    else:
+        assert found == ()  # no node to re-plan without a thing name
