@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from homeassistant.components import mqtt
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
@@ -19,6 +20,7 @@ from custom_components.fractal_node.glow_mqtt import (
     SUBENTRY_GLOW_MQTT,
     Connection,
 )
+from tests.fractal_node.helpers import until
 from tests.support import glow_messages as glow
 from tests.support.plain_mosquitto import PlainMosquitto
 
@@ -53,3 +55,4 @@ async def set_up_ha_mqtt(hass: HomeAssistant, broker: PlainMosquitto, config_dir
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+    await until(lambda: mqtt.is_connected(hass))

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 import aiomqtt
 
@@ -70,8 +70,12 @@ async def connected(
         protocol=aiomqtt.ProtocolVersion.V311,
         timeout=CONNECT_TIMEOUT_SECONDS,
     )
+    entering = asyncio.ensure_future(client.__aenter__())
     try:
-        await client.__aenter__()
+        await asyncio.shield(entering)
+    except asyncio.CancelledError:
+        await _finish_then_leave(client, entering)
+        raise
     except aiomqtt.MqttCodeError as error:
         problem = (
             BrokerProblem.INVALID_AUTH
@@ -88,6 +92,19 @@ async def connected(
         with contextlib.suppress(aiomqtt.MqttError):
             await client.__aexit__(None, None, None)
         _retrieve_disconnection(client)
+
+
+async def _finish_then_leave(client: aiomqtt.Client, entering: asyncio.Future[Any]) -> None:
+    """Cancelled while connecting (e.g. the node unloads): aiomqtt must not be cancelled
+    mid-connect, or paho's later callbacks read the cancelled future and fail in the event
+    loop. The attempt ends first (within the connect timeout), then the client leaves."""
+    try:
+        await entering
+    except (aiomqtt.MqttError, OSError):
+        return
+    with contextlib.suppress(aiomqtt.MqttError):
+        await client.__aexit__(None, None, None)
+    _retrieve_disconnection(client)
 
 
 def _retrieve_disconnection(client: aiomqtt.Client) -> None:
