@@ -190,3 +190,15 @@ def test_installing_on_a_store_with_samples_queues_them_once(tmp_path: Path) -> 
         assert rollup.pending_count(seeded) == 4 * fleet.SAMPLES
         assert refresh(seeded).samples == 4 * fleet.SAMPLES
         assert rollup.pending_count(seeded) == 0
+
+
+def test_folding_in_many_small_transactions_gives_the_same_buckets(
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rollup, "CHUNK", 500)
+
+    stats = refresh(store)
+
+    assert stats.samples == 4 * fleet.SAMPLES
+    monkeypatch.undo()
+    assert_same_groups(store, tmp_path)
