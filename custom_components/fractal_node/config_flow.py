@@ -70,6 +70,8 @@ from .glow_mqtt import SUBENTRY_GLOW_MQTT
 from .glowmarkt import SUBENTRY_GLOWMARKT
 from .glowmarkt_flow import GlowmarktSubentryFlow
 from .standalone import async_input_problems
+from .zigbee_flow import ZigbeeMeterSubentryFlow
+from .zigbee_meter import SUBENTRY_ZIGBEE_METER
 
 TEXT = TextSelector()
 MULTILINE = TextSelector(TextSelectorConfig(multiline=True))
@@ -181,6 +183,7 @@ class FractalNodeConfigFlow(ConfigFlow, domain=DOMAIN):
             SUBENTRY_MODBUS_DEVICE: ModbusDeviceSubentryFlow,
             SUBENTRY_GLOW_MQTT: GlowMqttSubentryFlow,
             SUBENTRY_GLOWMARKT: GlowmarktSubentryFlow,
+            SUBENTRY_ZIGBEE_METER: ZigbeeMeterSubentryFlow,
         }
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:

@@ -14,12 +14,14 @@ from homeassistant.core import HomeAssistant
 from .glow_mqtt import SUBENTRY_GLOW_MQTT, async_start_glow_mqtt
 from .glowmarkt import SUBENTRY_GLOWMARKT, async_start_glowmarkt
 from .meter_entities import MeterSource
+from .zigbee_meter import SUBENTRY_ZIGBEE_METER, async_start_zigbee_meter
 
 type MeterStarter = Callable[[HomeAssistant, ConfigEntry, ConfigSubentry], Awaitable[MeterSource]]
 
 METER_STARTERS: dict[str, MeterStarter] = {
     SUBENTRY_GLOW_MQTT: async_start_glow_mqtt,
     SUBENTRY_GLOWMARKT: async_start_glowmarkt,
+    SUBENTRY_ZIGBEE_METER: async_start_zigbee_meter,
 }
 
 
