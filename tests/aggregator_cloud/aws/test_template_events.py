@@ -15,6 +15,7 @@ from moto import mock_aws
 
 from aggregator_cloud.lambdas import environment
 from aggregator_cloud.lambdas.plans import schedule_handler
+from tests.aggregator_cloud.aws.moto_stack import create_storage
 from tests.aggregator_cloud.aws.template_model import functions, properties, refers_to, template
 
 REGION = "eu-west-2"
@@ -32,7 +33,8 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
-        physical = _create_storage()
+        stack = create_storage(NODES)
+        physical = stack.names
         variables = functions()["PlanScheduleFunction"]["Environment"]["Variables"]
         for variable, value in variables.items():
             target = str(refers_to(value))
@@ -43,29 +45,6 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         environment.forget_clients()
         yield physical
     environment.forget_clients()
-
-
-def _create_storage() -> dict[str, str]:
-    dynamodb, s3, sqs = (boto3.client(service) for service in ("dynamodb", "s3", "sqs"))
-    physical: dict[str, str] = {}
-    for table in ("FleetTable", "LatestTable"):
-        props = properties(table)
-        dynamodb.create_table(
-            TableName=table,
-            KeySchema=props["KeySchema"],
-            AttributeDefinitions=props["AttributeDefinitions"],
-            BillingMode=props["BillingMode"],
-        )
-        physical[table] = table
-    for bucket in ("InputsBucket", "HistoryBucket"):
-        name = bucket.lower()
-        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
-        physical[bucket] = name
-    physical["PlanQueue"] = sqs.create_queue(QueueName="plan")["QueueUrl"]
-    key = properties("FleetTable")["KeySchema"][0]["AttributeName"]
-    for node in NODES:
-        dynamodb.put_item(TableName="FleetTable", Item={key: {"S": node}})
-    return physical
 
 
 def object_created(bucket: str, key: str) -> Any:
