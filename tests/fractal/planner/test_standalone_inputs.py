@@ -279,6 +279,16 @@ def test_nothing_to_plan_says_why(
     assert any(problem in text for text in outcome.problems), outcome.problems
 
 
+def test_only_the_first_of_two_batteries_is_planned_and_that_is_said() -> None:
+    node = battery_node()
+    second = node.devices[0].model_copy(update={"id": "BATTERY02"})
+    two = node.model_copy(update={"devices": (*node.devices, second)})
+    outcome = plan_standalone(Planner(), two, inputs(), NOW)
+    assert outcome.plan is not None
+    assert set(outcome.plan.devices) == {"BATTERY01"}
+    assert "only the first battery is planned (2 on this node)" in outcome.problems
+
+
 def test_a_capacity_in_the_envelope_is_used_when_none_is_given() -> None:
     outcome = plan_standalone(
         Planner(), battery_node(capacity_wh=5000), inputs(capacity_kwh=None), NOW

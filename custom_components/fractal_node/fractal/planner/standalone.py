@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from ..protocol import DeviceEnvelope, DeviceKind, NodeDescriptor, Plan, PlanSource
-from .document import BATTERY_DEVICE, to_plan_document
+from .document import BATTERY_DEVICE, PlanDocumentError, to_plan_document
 from .planner import Planner
 from .scenario import Home, Scenario, ScenarioError, parse_scenario
 
@@ -180,16 +180,6 @@ def load_profile(samples: Iterable[tuple[datetime, float]]) -> dict[int, float]:
     return {half_hour: sum(values) / len(values) for half_hour, values in sums.items()}
 
 
-def power_unit_kw(unit: object) -> float:
-    """kW per unit of a power sensor (raises `InputError` for other units)."""
-    return _scale(unit, KW_PER, "power")
-
-
-def energy_unit_kwh(unit: object) -> float:
-    """kWh per unit of an energy sensor (raises `InputError` for other units)."""
-    return _scale(unit, KWH_PER, "energy")
-
-
 @dataclass(frozen=True)
 class PlanningInputs:
     """What Home Assistant gathered for one planning run (rates in p/kWh, powers in kW)."""
@@ -232,7 +222,10 @@ def plan_standalone(
     except ScenarioError as error:
         return Outcome(None, "no_plan", (*problems, *error.problems))
     home_plan = planner.plan_home(scenario, home)
-    document = to_plan_document(scenario, home, home_plan, now)
+    try:
+        document = to_plan_document(scenario, home, home_plan, now)
+    except PlanDocumentError as error:  # the protocol refused it: say so, run the default
+        return Outcome(None, "no_plan", (*problems, *error.problems), home_plan.cost_p)
     plan = document.model_copy(
         update={
             "id": f"standalone-{now:%Y%m%dT%H%M%S}Z",
