@@ -49,6 +49,7 @@ from custom_components.fractal_node.fractal.devices import shipped_map_names
 from custom_components.fractal_node.fractal.node import LinkMode
 from custom_components.fractal_node.fractal.tls import CredentialError
 from custom_components.fractal_node.glowmarkt import ISSUE_GLOWMARKT_AUTH
+from custom_components.fractal_node.meter_entities import ISSUE_METER_SILENT, METER_SENSORS
 from custom_components.fractal_node.sensor import EXECUTOR_SENSORS, SENSORS
 from tests.fractal_node.helpers import aws_settings, local_settings, node_entry, setup_entry
 from tests.support.certificates import CertificateAuthority, Issued
@@ -518,7 +519,7 @@ def test_the_link_selector_has_a_label_for_every_link(strings: dict[str, Any]) -
 
 # --- entities, icons, services, exceptions, issues ---------------------------------------------
 
-ALL_SENSORS = (*SENSORS, *EXECUTOR_SENSORS)
+ALL_SENSORS = (*SENSORS, *EXECUTOR_SENSORS, *METER_SENSORS)
 
 
 def test_every_entity_name_and_enum_state_has_its_text(strings: dict[str, Any]) -> None:
@@ -587,6 +588,14 @@ def test_every_exception_and_issue_has_its_text(strings: dict[str, Any]) -> None
         ISSUE_CERTIFICATE_EXPIRING,
         ISSUE_DEVICE_UNAVAILABLE,
         ISSUE_GLOWMARKT_AUTH,
+        ISSUE_METER_SILENT,
+    }
+    issue = strings["issues"][ISSUE_METER_SILENT]
+    assert placeholders(issue["title"] + issue["description"]) == {
+        "name",
+        "node",
+        "minutes",
+        "reason",
     }
     issue = strings["issues"][ISSUE_GLOWMARKT_AUTH]
     assert placeholders(issue["title"] + issue["description"]) == {"name", "node"}
