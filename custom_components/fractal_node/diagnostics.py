@@ -13,6 +13,7 @@ from .const import CONF_CA_PEM, CONF_CERTIFICATE_PEM, CONF_ENDPOINT, CONF_PRIVAT
 from .coordinator import FractalNodeConfigEntry
 from .device_runtime import NodeDevice
 from .fractal.protocol import to_jsonable
+from .meter_entities import MeterSource
 
 # PEM text, key material and passwords never leave; the host / endpoint would identify a broker
 # or an AWS account, a username (a Bright account's e-mail) a person, and tag values (a street,
@@ -51,6 +52,9 @@ async def async_get_config_entry_diagnostics(
         "state": _state(entry),
         "link": _link(entry),
         "devices": [_device(node_device) for node_device in data.devices.values()],
+        "meters": [
+            _meter(meter) for meter in data.meters.values() if isinstance(meter, MeterSource)
+        ],
     }
 
 
@@ -101,4 +105,24 @@ def _device(node_device: NodeDevice) -> dict[str, Any]:
         "available": availability.available,
         "reason": reason,
         "rejected_readings": rejected,
+    }
+
+
+def _meter(meter: MeterSource) -> dict[str, Any]:
+    """A smart meter's settings (broker and login redacted), whether it is heard, why not, and
+    its latest good values with the meter's timestamps."""
+    state = meter.state()
+    problem = meter.problem
+    if problem and (host := meter.subentry.data.get(CONF_HOST)):
+        problem = problem.replace(host, REDACTED)
+    return {
+        "title": meter.subentry.title,
+        "type": meter.subentry.subentry_type,
+        "data": async_redact_data(meter.subentry.data, TO_REDACT),
+        "silent": state.silent,
+        "problem": problem,
+        "values": {
+            quantity.value: {"value": value, "stamped": state.stamped[quantity].isoformat()}
+            for quantity, value in state.values.items()
+        },
     }

@@ -13,18 +13,30 @@ from pathlib import Path
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.diagnostics import REDACTED
 from homeassistant.components.sensor import SensorExtraStoredData
 from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
-from homeassistant.const import STATE_UNAVAILABLE, EntityCategory
+from homeassistant.const import (
+    CONF_HOST,
+    CONF_PASSWORD,
+    CONF_USERNAME,
+    STATE_UNAVAILABLE,
+    EntityCategory,
+)
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_state_change_event
+from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
     mock_restore_cache_with_extra_data,
 )
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.fractal_node.const import DOMAIN
 from custom_components.fractal_node.glow_mqtt import (
@@ -328,3 +340,27 @@ async def test_unload_stops_the_meter_and_clears_its_issue(
     await hass.async_block_till_done()
     assert meter.entry.state is ConfigEntryState.NOT_LOADED
     assert ir.async_get(hass).async_get_issue(DOMAIN, meter.issue_id) is None
+
+
+async def test_diagnostics_show_the_meter_without_its_broker_or_login(
+    hass: HomeAssistant, broker: PlainMosquitto, hass_client: ClientSessionGenerator
+) -> None:
+    assert await async_setup_component(hass, "diagnostics", {})
+    await publish(broker.port, electricity(10), retain=True)
+    subentry = glow_subentry(Connection.BROKER, broker.port)
+    subentry["data"] = {**subentry["data"], CONF_USERNAME: "householder", CONF_PASSWORD: "pw"}
+    meter = await started(hass, subentry)
+    await until(lambda: meter.state("import_power").state == "623.0")
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, meter.entry)
+
+    (shown,) = diagnostics["meters"]
+    assert shown["type"] == "glow_mqtt"
+    assert shown["data"][CONF_HOST] == REDACTED
+    assert shown["data"][CONF_USERNAME] == REDACTED
+    assert shown["data"][CONF_PASSWORD] == REDACTED
+    assert shown["data"]["device_id"] == glow.DEVICE_ID
+    assert shown["silent"] is False
+    assert shown["problem"] is None
+    assert shown["values"]["power"] == {"value": 623.0, "stamped": "2026-11-22T12:00:10+00:00"}
+    assert "pw" not in json.dumps(diagnostics)
