@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.components.recorder.statistics import statistics_during_period
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import CALLBACK_TYPE, Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
@@ -239,6 +240,8 @@ class InputReader:
         entry = self._hass.config_entries.async_get_entry(entry_id) if entry_id else None
         if entry is None:
             return None
+        if entry.state is not ConfigEntryState.LOADED:
+            raise InputError(f"its integration ({entry.domain}) is not running: no forecast")
         try:
             integration = await async_get_integration(self._hass, entry.domain)
             platform = await integration.async_get_platform("energy")

@@ -113,11 +113,12 @@ async def test_an_empty_section_stops_planning(hass: HomeAssistant) -> None:
     assert entry.options == {CONF_TAGS: {"street": "Elm Road"}}
 
 
-async def test_a_forecast_solar_entity_without_its_forecast_is_refused(
+async def test_a_forecast_solar_entity_without_its_integration_running_is_refused(
     hass: HomeAssistant, entity_registry: er.EntityRegistry
 ) -> None:
     """Forecast.Solar's sensors carry no periods: its energy platform has them, and without
-    the integration running there is nothing to read."""
+    the integration running there is nothing to read (the running one:
+    test_planning_forecast_solar.py)."""
     solar = MockConfigEntry(domain="forecast_solar", title="Roof")
     solar.add_to_hass(hass)
     registered = entity_registry.async_get_or_create(
@@ -127,7 +128,9 @@ async def test_a_forecast_solar_entity_without_its_forecast_is_refused(
     result = await submit(hass, home(hass), GOOD | {CONF_PV_FORECAST: [registered.entity_id]})
     assert result["errors"] == {"base": "unusable_planning_input"}
     problems = result["description_placeholders"]["planning_problems"]
-    assert problems.startswith(f"{registered.entity_id}: no forecast periods")
+    assert problems == (
+        f"{registered.entity_id}: its integration (forecast_solar) is not running: no forecast"
+    )
 
 
 @pytest.mark.parametrize(
