@@ -36,8 +36,15 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
+from fractal.executor.envelope import ev_current_range
 from fractal.planner import HomePlan, Planner, Scenario, ScenarioError, parse_scenario
-from fractal.planner.document import BATTERY_DEVICE, PlanDocumentError, to_plan_document
+from fractal.planner.document import (
+    BATTERY_DEVICE,
+    EV_DEVICE,
+    EV_VOLTS,
+    PlanDocumentError,
+    to_plan_document,
+)
 from fractal.planner.scenario import Objective
 from fractal.protocol import (
     DeviceKind,
@@ -50,7 +57,7 @@ from fractal.protocol import (
     to_jsonable,
 )
 
-from aggregator_cloud.planning.inputs import PlanningInputs, Series
+from aggregator_cloud.planning.inputs import EvSession, PlanningInputs, Series
 
 from .result import thing_name
 
@@ -287,6 +294,11 @@ def node_scenario(
     battery, notes = _battery(state)
     if battery is not None:
         home["battery"], device_ids[BATTERY_DEVICE] = battery
+    own = inputs.nodes.get(node)
+    ev, ev_notes = _ev(state, own.ev if own is not None else None, grid)
+    if ev is not None:
+        home["ev"], device_ids[EV_DEVICE] = ev
+    notes += ev_notes
     document = {
         "start": grid.start.isoformat(),
         "step_seconds": grid.step_seconds,
@@ -342,6 +354,33 @@ def _battery(
         "discharge_kw": (limits.max_discharge_w or 0) / 1000,
     }
     return (battery, device.id), tuple(notes)
+
+
+def _ev(
+    state: NodePlanningState, session: EvSession | None, grid: PlanGrid
+) -> tuple[tuple[dict[str, Any], str] | None, tuple[str, ...]]:
+    """The planner's EV for the node's first EV charger and its session in the inputs (with
+    the charger's current range at 230 V), or notes on why the session is not planned."""
+    if session is None:
+        return None, ()
+    chargers = [d for d in state.descriptor.devices if d.kind is DeviceKind.EV_CHARGER]
+    if not chargers:
+        return None, ("an EV session was given but the node has no EV charger",)
+    charger = chargers[0]
+    low_a, high_a = ev_current_range(charger.envelope)
+    if not high_a:
+        return None, (f"EV charger {charger.id}: no ev_current_max_a in its envelope, not planned",)
+    if session.departure <= grid.start:
+        return None, (f"the EV session ended at {session.departure.isoformat()}",)
+    max_kw = high_a * EV_VOLTS / 1000
+    ev = {
+        "arrival": max(session.arrival, grid.start).isoformat(),
+        "departure": session.departure.isoformat(),
+        "energy_kwh": session.energy_kwh,
+        "max_kw": max_kw,
+        "min_kw": min(low_a * EV_VOLTS / 1000, max_kw),
+    }
+    return (ev, charger.id), ()
 
 
 def plan_document(

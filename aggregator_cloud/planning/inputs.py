@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Self
 
 from fractal.planner.scenario import Objective
 from fractal.protocol import Tolerance
@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 SCHEMA: Final = "fractal.planning_inputs.v1"
@@ -92,8 +93,25 @@ class Forecasts(_Strict):
     """Household consumption forecast, kW (not counting battery, EV or immersion)."""
 
 
+class EvSession(_Strict):
+    """An EV charging session: plugged in from `arrival` to `departure`, needing `energy_kwh`."""
+
+    arrival: AwareDatetime
+    departure: AwareDatetime
+    energy_kwh: Annotated[float, Field(ge=0, le=200, allow_inf_nan=False)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.departure <= self.arrival:
+            raise ValueError("departure must be after arrival")
+        return self
+
+
 class NodeInputs(Forecasts):
     """One node's own series; what it leaves out comes from the fleet's defaults."""
+
+    ev: EvSession | None = None
+    """The node's next EV session, planned on its EV charger."""
 
 
 class PlanningInputs(Forecasts):
@@ -127,7 +145,9 @@ class PlanningInputs(Forecasts):
         fields = Forecasts.model_fields
         merged = {name: getattr(self, name) for name in fields}
         if own is not None:
-            merged.update({name: getattr(own, name) for name in own.model_fields_set})
+            merged.update(
+                {name: getattr(own, name) for name in own.model_fields_set if name in fields}
+            )
         return Forecasts(**merged)
 
 

@@ -374,3 +374,81 @@ def test_any_event_is_read_without_an_exception(
         assert found == ((thing,) if replan_reasons(event) else ())
     else:
         assert found == ()  # no node to re-plan without a thing name
+
+
+def ev_descriptor(node: str, **envelope: float) -> NodeDescriptor:
+    parsed = parse(
+        NodeDescriptor,
+        {
+            "schema": "fractal.node.v1",
+            "node": node,
+            "name": "Home",
+            "software": "0.1.0",
+            "link": "local",
+            "devices": [
+                {
+                    "id": "drive_charger",
+                    "kind": "ev_charger",
+                    "capabilities": ["ev_current", "off", "on"],
+                    "envelope": envelope,
+                }
+            ],
+        },
+    )
+    assert parsed.document is not None, parsed.problems
+    return parsed.document
+
+
+def test_an_ev_session_is_planned_on_the_node_s_charger_within_its_current_range(
+    store: SqliteStore, shadows: IotDataPlanShadows
+) -> None:
+    node = node_id()
+    store.record_descriptor(ev_descriptor(node, ev_current_min_a=6, ev_current_max_a=16))
+    session = {
+        "arrival": "2026-11-22T22:00:00Z",
+        "departure": "2026-11-23T07:00:00Z",
+        "energy_kwh": 12,
+    }
+    inputs = night_cheap_inputs(nodes={node: {"ev": session}})
+
+    result = dispatch_plans(
+        [node], fleet=RegistryFleet(store), inputs=inputs, shadows=shadows, now=NOW
+    )
+
+    assert result.ok, result
+    charger = desired_plan(shadows, node).devices["drive_charger"]
+    assert charger.setpoints is not None
+    amps = [value or 0.0 for value in charger.setpoints.values]
+    assert all(value == 0 or 6 <= value <= 16 for value in amps)
+    # 12 kWh at 230 V, charged in the cheap night (slots 0-11 run 22:00-04:00).
+    delivered_kwh = sum(value * 230 / 1000 * 0.5 for value in amps)
+    assert delivered_kwh == pytest.approx(12 / 0.9, rel=0.02)  # the charger's 90 % efficiency
+    assert all(value == 0 for value in amps[12:])
+
+
+@pytest.mark.parametrize(
+    ("envelope", "departure", "note"),
+    [
+        ({}, "2026-11-23T07:00:00Z", "EV charger drive_charger: no ev_current_max_a"),
+        ({"ev_current_max_a": 16}, "2026-11-22T21:00:00Z", "the EV session ended at"),
+    ],
+)
+def test_an_ev_session_that_cannot_be_planned_says_why(
+    store: SqliteStore,
+    shadows: IotDataPlanShadows,
+    envelope: dict[str, float],
+    departure: str,
+    note: str,
+) -> None:
+    node = node_id()
+    store.record_descriptor(ev_descriptor(node, **envelope))
+    session = {"arrival": "2026-11-22T20:00:00Z", "departure": departure, "energy_kwh": 5}
+    inputs = night_cheap_inputs(nodes={node: {"ev": session}})
+
+    result = dispatch_plans(
+        [node], fleet=RegistryFleet(store), inputs=inputs, shadows=shadows, now=NOW
+    )
+
+    assert result.written == (node,)  # planned without it
+    assert any(problem.startswith(note) for problem in result.nodes[0].problems)
+    assert desired_plan(shadows, node).devices == {}

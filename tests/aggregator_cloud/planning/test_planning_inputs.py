@@ -101,6 +101,22 @@ def test_later_documents_override_what_they_set_and_keep_the_rest() -> None:
         ),
         (json.dumps({"schema": "fractal.planning_inputs.v9"}), "schema: Input should be"),
         (
+            json.dumps(
+                {
+                    "nodes": {
+                        "h1": {
+                            "ev": {
+                                "arrival": "2026-11-22T08:00:00Z",
+                                "departure": "2026-11-22T07:00:00Z",
+                                "energy_kwh": 5,
+                            }
+                        }
+                    }
+                }
+            ),
+            "nodes.h1.ev: departure must be after arrival",
+        ),
+        (
             json.dumps({"horizon_hours": 49}),
             "horizon_hours: Input should be less than or equal to 48",
         ),
