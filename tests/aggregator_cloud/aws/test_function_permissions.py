@@ -2,15 +2,17 @@
 the template gives its function (moto enforcing IAM), does its whole job — and one function's
 permissions do not stretch to another's job.
 
-The worker and the API's plan route also call `iot-data` (the node's shadow), which is not moto
-here: they are not run. What moto does not authorise (DynamoDB tables, HEAD requests, condition
-keys) is said in `moto_stack`.
+The worker's `iot-data` calls (the nodes' plan shadows) go to the embedded aggregator's shadow
+service, which does not check IAM, and the API's plan route is not run. What moto does not
+authorise (DynamoDB tables, HEAD requests, condition keys) is said in `moto_stack`.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -20,7 +22,7 @@ from moto import mock_aws
 
 from aggregator_cloud.lambdas.api import handler as api_handler
 from aggregator_cloud.lambdas.ingest import shadow_handler, telemetry_handler
-from aggregator_cloud.lambdas.plans import schedule_handler, status_handler
+from aggregator_cloud.lambdas.plans import schedule_handler, status_handler, worker_handler
 from tests.aggregator_cloud.aws.moto_stack import Stack, create_storage, run_as
 from tests.aggregator_cloud.aws.template_model import REGION
 from tests.support.fleet_documents import (
@@ -32,6 +34,7 @@ from tests.support.fleet_documents import (
     reading,
     snapshot,
 )
+from tests.support.local_aggregator import LocalAggregator
 
 NODE = "home-7"
 
@@ -182,3 +185,63 @@ def test_a_function_cannot_do_another_ones_job(
         with pytest.raises(ClientError) as error:
             telemetry_handler(good, None)
     assert error.value.response["Error"]["Code"] in {"AccessDenied", "AccessDeniedException"}
+
+
+@pytest.fixture(scope="module")
+def shadow_service() -> Iterator[LocalAggregator]:
+    """The embedded aggregator's shadow service stands in for `iot-data` (not moto)."""
+    with LocalAggregator.started() as running:
+        yield running
+
+
+def planning_inputs() -> dict[str, Any]:
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+
+    def series(value: float) -> dict[str, Any]:
+        return {"start": start.isoformat(), "step_seconds": 1800, "values": [value] * 98}
+
+    return {
+        "schema": "fractal.planning_inputs.v1",
+        "import_p_per_kwh": series(25.0),
+        "export_p_per_kwh": series(4.0),
+        "load_kw": series(0.4),
+    }
+
+
+def test_a_planning_round_runs_on_the_schedule_and_worker_permissions(
+    stack: Stack,
+    shadow_service: LocalAggregator,
+    socket_enabled: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    homes = [f"home-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    boto3.client("dynamodb").delete_item(TableName="FleetTable", Key={"node": {"S": NODE}})
+    for node in ("home-8", "home-9"):
+        boto3.client("dynamodb").delete_item(TableName="FleetTable", Key={"node": {"S": node}})
+    with run_as(stack, "ShadowFunction", monkeypatch):
+        for home in homes:
+            reported = {"node": descriptor(home, capacity_wh=5000)}
+            shadow_handler({**documents_message(reported=reported), "thing_name": home}, None)
+    queued(stack)  # a first descriptor asks for a plan: planned with the round below
+    boto3.client("s3").put_object(
+        Bucket=stack.names["InputsBucket"],
+        Key="inputs/tariff.json",
+        Body=json.dumps(planning_inputs()).encode(),
+    )
+    with run_as(stack, "PlanScheduleFunction", monkeypatch):
+        schedule_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
+    sqs = boto3.client("sqs")
+    received = sqs.receive_message(QueueUrl=stack.names["PlanQueue"], MaxNumberOfMessages=10)
+    records = [
+        {"messageId": message["MessageId"], "body": message["Body"], "eventSource": "aws:sqs"}
+        for message in received["Messages"]
+    ]
+    with run_as(stack, "PlanWorkerFunction", monkeypatch):
+        monkeypatch.setenv("IOT_DATA_ENDPOINT", shadow_service.http_endpoint)
+        answer = worker_handler({"Records": records}, None)
+    assert answer == {"batchItemFailures": []}
+    iot_data = boto3.client("iot-data", endpoint_url=shadow_service.http_endpoint)
+    for home in homes:
+        shadow = iot_data.get_thing_shadow(thingName=home, shadowName="plan")
+        desired = json.loads(shadow["payload"].read())["state"]["desired"]
+        assert desired["plan"]["node"] == home
