@@ -115,9 +115,14 @@ class ZigbeeFollower:
             return
         try:
             await meter.async_read_values()
-        except (ZigbeeUnavailable, ScalingError) as error:
-            # Logged at debug level: the silence repair issue tells the installer.
+        except ZigbeeUnavailable as error:
+            # Routine (out of range, unplugged): the silence repair issue tells the installer.
             _LOGGER.debug("%s: %s", self._source.subentry.title, error)
+            self._source.async_set_problem(str(error))
+        except ScalingError as error:
+            # The device's own configuration: no reading can be trusted until it changes.
+            if self._source.problem != str(error):
+                _LOGGER.warning("%s: %s; no readings", self._source.subentry.title, error)
             self._source.async_set_problem(str(error))
         else:
             self._source.async_set_problem(meter.problem)

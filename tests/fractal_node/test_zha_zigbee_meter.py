@@ -164,16 +164,30 @@ async def test_a_meter_out_of_range_goes_unavailable_then_comes_back(
     assert issues.async_get_issue(DOMAIN, node.issue_id(clamp)) is None
 
 
-async def test_a_divisor_of_zero_gives_no_reading_and_says_why(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+async def test_a_divisor_of_zero_gives_no_reading_and_says_why_once(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     clamp = clamp_meter(divisor=0)
     await async_set_up_zha(hass, [clamp])
     node = await started(hass, zigbee_subentry(clamp))
-    await hass.async_block_till_done()
+    await settle(hass)
+    await tick(hass, freezer, POLL_INTERVAL)  # read again: still 0, not logged again
     assert node.value(clamp, "import_power") == STATE_UNAVAILABLE
     source = node.entry.runtime_data.meters[node.subentries[clamp.ieee]]
     assert source.problem == "Metering: the device reports a divisor of 0"
+    logged = [r for r in caplog.records if "divisor of 0" in r.getMessage()]
+    assert [r.levelname for r in logged] == ["WARNING"]
+
+
+async def test_a_plug_with_only_electrical_measurement(hass: HomeAssistant) -> None:
+    plug = smart_plug()
+    del plug.attributes[METERING]
+    await async_set_up_zha(hass, [plug])
+    node = await started(hass, zigbee_subentry(plug, role="monitor"))
+    await settle(hass)
+    assert float(node.value(plug, "import_power")) == pytest.approx(234.5)
+    unique_id = f"{NODE_ID}_{node.subentries[plug.ieee]}_import_energy"
+    assert node.registry.async_get_entity_id("sensor", DOMAIN, unique_id) is None
 
 
 async def test_without_zha_the_meter_is_silent_and_says_why(hass: HomeAssistant) -> None:
