@@ -15,7 +15,6 @@ within five seconds; anything else (or an exception) refuses.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -66,5 +65,6 @@ def _thing_exists(name: str) -> bool:
 
 
 def _iot() -> Any:
-    # An endpoint from the environment lets tests point the hook at moto.
-    return boto3.client("iot", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_IOT"))
+    # Made per call: the hook runs once per enrolment. boto3 itself honours
+    # AWS_ENDPOINT_URL_IOT (tests point it at moto).
+    return boto3.client("iot")
