@@ -32,8 +32,8 @@ _LAYOUT: Final = {
     "height": 320,
     "legend": {"orientation": "h"},
     "template": {"layout": {"plot_bgcolor": "white", "paper_bgcolor": "white"}},
-    "xaxis": {"gridcolor": "#eee"},
-    "yaxis": {"gridcolor": "#eee", "zerolinecolor": "#ccc"},
+    "xaxis": {"gridcolor": "#eee", "automargin": True},
+    "yaxis": {"gridcolor": "#eee", "zerolinecolor": "#ccc", "automargin": True},
 }
 
 
@@ -80,7 +80,7 @@ def _resampled(board: Dashboard, columns: list[str]) -> pd.DataFrame:
 
 
 def _figure(title: str, traces: list[dict[str, Any]], **layout: Any) -> Figure:
-    return {"data": traces, "layout": {**_LAYOUT, "title": {"text": title}, **layout}}
+    return {"data": traces, "layout": {**_LAYOUT, "title": {"text": title, "x": 0.02}, **layout}}
 
 
 def _line(x: pd.Index, y: pd.Series, name: str, colour: str, dash: str = "solid") -> dict[str, Any]:
