@@ -50,8 +50,9 @@ from custom_components.fractal_node.fractal.planner.standalone import (
 from custom_components.fractal_node.fractal.protocol import Command, Mode, Plan
 from tests.fractal.devices.modbus_emulator import EmulatorServer
 from tests.fractal_node.conftest import StartEmulator
-from tests.fractal_node.helpers import node_entry
+from tests.fractal_node.helpers import local_settings, node_entry
 from tests.fractal_node.test_device_runtime import BATTERY_LIMITS, device, emulated
+from tests.support.certificates import CertificateAuthority, Issued
 
 TODAY_RATES = "event.octopus_energy_electricity_22l1234_1900000000001_current_day_rates"
 TOMORROW_RATES = "event.octopus_energy_electricity_22l1234_1900000000001_next_day_rates"
@@ -159,17 +160,19 @@ async def server(modbus_server: StartEmulator) -> EmulatorServer:
 
 
 async def setup_planning_home(
-    hass: HomeAssistant, port: int, planning: dict[str, Any] | None = None
+    hass: HomeAssistant, modbus_port: int, link: str = "standalone", **settings: Any
 ) -> MockConfigEntry:
-    """The home with its meter and battery, planning from ``planning`` (default PLANNING)."""
+    """The home with its meter and battery, planning from PLANNING."""
     entry = node_entry(
+        link,
         devices=[
-            device(port, 1, "eastron_sdm230", "grid_meter"),
-            device(port, 3, "generic_battery", "battery", limits=BATTERY_LIMITS),
-        ]
+            device(modbus_port, 1, "eastron_sdm230", "grid_meter"),
+            device(modbus_port, 3, "generic_battery", "battery", limits=BATTERY_LIMITS),
+        ],
+        **settings,
     )
     entry.add_to_hass(hass)
-    options = {CONF_TAGS: {}, CONF_PLANNING: PLANNING if planning is None else planning}
+    options = {CONF_TAGS: {}, CONF_PLANNING: PLANNING}
     hass.config_entries.async_update_entry(entry, options=options)
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)
@@ -376,3 +379,23 @@ async def test_garbage_inputs_fall_back_and_a_fix_replans_after_the_debounce(
     assert state(hass, "sensor.elm_road_12_standalone_plan").state == "optimal"
     await tick(hass, entry)
     assert state(hass, "sensor.elm_road_12_plan_source").state == "standalone"
+
+
+async def test_a_linked_node_without_an_aggregator_plan_runs_its_own(
+    hass: HomeAssistant,
+    server: EmulatorServer,
+    local_ca: CertificateAuthority,
+    node_credentials: Issued,
+) -> None:
+    """Its aggregator is out of reach (nothing listens at the broker's address): no plan
+    arrives, so the standalone plan is the fallback, as it is once an aggregator plan expires."""
+    await record_load_history(hass)
+    set_inputs(hass, slot_start(dt_util.utcnow()))
+    entry = await setup_planning_home(
+        hass, server.port, "local", **local_settings(local_ca, node_credentials)
+    )
+    assert entry.runtime_data.link is not None
+    assert entry.runtime_data.link.link.plan_in_force is None
+    await tick(hass, entry)
+    assert state(hass, "sensor.elm_road_12_plan_source").state == "standalone"
+    assert state(hass, "sensor.generic_battery_3_current_mode").attributes["source"] == "standalone"
