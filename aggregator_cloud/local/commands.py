@@ -57,6 +57,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="MINUTES",
         help="at most one re-plan per node for deviations in this time",
     )
+    serve_parser.add_argument(
+        "--retention-days",
+        type=_positive_float,
+        metavar="DAYS",
+        help="delete telemetry samples older than this (checked hourly); default: keep all",
+    )
     serve_parser.set_defaults(run=run_serve)
 
     enroll_parser = subparsers.add_parser(
@@ -82,6 +88,7 @@ def run_serve(args: argparse.Namespace) -> int:
         ScheduleSettings(
             interval_s=args.plan_every * 60, deviation_cooldown_s=args.replan_cooldown * 60
         ),
+        retention_days=args.retention_days,
     )
     try:
         asyncio.run(_serve_until_signalled(settings))

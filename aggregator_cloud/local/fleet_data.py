@@ -24,6 +24,7 @@ from aiohttp import web
 from aggregator_cloud.local.rules import RulesDispatcher
 from aggregator_cloud.store import SqliteStore
 from aggregator_cloud.web import add_routes
+from aggregator_cloud.web.reports import add_report_routes
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,16 @@ async def fleet_data(
     local_port: int,
     tls_context: ssl.SSLContext | None,
     intensity: pd.Series | None = None,
+    *,
+    retention_days: float | None = None,
 ) -> AsyncIterator[FleetData]:
     """Open the store, add the fleet page to `app` (before its runner is set up) and run the
     rules dispatcher until the block ends."""
     store = SqliteStore(database)
     try:
         add_routes(app, store, intensity=intensity)
+        # reports, shared links (key in the data directory) and the retention job
+        add_report_routes(app, store, database.parent, retention_days=retention_days)
         dispatcher = RulesDispatcher(store, local_port, tls_context=tls_context)
         subscribed = asyncio.Event()
         task = asyncio.create_task(dispatcher.run(subscribed.set), name="fractal rules")

@@ -51,6 +51,8 @@ class ServeSettings:
     """The grid's carbon intensity for the dashboards (National Grid API JSON), if any."""
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     """When the planning scheduler plans (scheduler.py)."""
+    retention_days: float | None = None
+    """Delete samples older than this many days (hourly); None keeps everything."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,14 @@ async def serve(settings: ServeSettings, stop: asyncio.Event) -> None:
         app = build_app(service)
         # The fleet store, the rules dispatcher (service identity: a node certificate would be
         # granted the subscriptions and then silently receive nothing) and the fleet page.
-        async with fleet_data(layout.fleet_db, app, local_port, tls, intensity) as fleet:
+        async with fleet_data(
+            layout.fleet_db,
+            app,
+            local_port,
+            tls,
+            intensity,
+            retention_days=settings.retention_days,
+        ) as fleet:
             layout.fleet_db.chmod(0o600)  # households' data: owner only
             scheduler = _plan_scheduler(layout, fleet, settings.schedule)
 
