@@ -108,6 +108,7 @@ class ZigbeeFollower:
         self._meter: ZigbeeMeter | None = None
         self._unsubscribe: CALLBACK_TYPE | None = None
         self._push_pending = False
+        self._answering = True  # until a read says otherwise (not logged as "again")
 
     async def async_poll(self, _now: datetime | None = None) -> None:
         meter = self._attach()
@@ -116,16 +117,21 @@ class ZigbeeFollower:
         try:
             await meter.async_read_values()
         except ZigbeeUnavailable as error:
-            # Routine (out of range, unplugged): the silence repair issue tells the installer.
-            _LOGGER.debug("%s: %s", self._source.subentry.title, error)
+            if self._answering:  # logged once per outage, as every device of the node
+                _LOGGER.warning("%s stopped answering: %s", self._source.subentry.title, error)
+            self._answering = False
             self._source.async_set_problem(str(error))
+            return
         except ScalingError as error:
             # The device's own configuration: no reading can be trusted until it changes.
             if self._source.problem != str(error):
                 _LOGGER.warning("%s: %s; no readings", self._source.subentry.title, error)
             self._source.async_set_problem(str(error))
-        else:
-            self._source.async_set_problem(meter.problem)
+            return
+        if not self._answering:
+            _LOGGER.info("%s answers again", self._source.subentry.title)
+        self._answering = True
+        self._source.async_set_problem(meter.problem)
 
     @callback
     def stop(self) -> None:

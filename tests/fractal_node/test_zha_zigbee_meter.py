@@ -27,7 +27,7 @@ from custom_components.fractal_node.zigbee_meter import (
 )
 from tests.fractal_node.helpers import NODE_ID, node_entry, setup_entry
 from tests.fractal_node.zigbee_helpers import async_set_up_zha, zha_radio, zigbee_subentry
-from tests.support.zigbee_radio import SimulatedMeter, clamp_meter, smart_plug
+from tests.support.zigbee_radio import NO_ROUTE, SimulatedMeter, clamp_meter, smart_plug
 
 
 class Node:
@@ -136,7 +136,7 @@ async def test_garbage_on_the_air_changes_nothing(
 
 
 async def test_a_meter_out_of_range_goes_unavailable_then_comes_back(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     clamp = clamp_meter()
     await async_set_up_zha(hass, [clamp])
@@ -162,6 +162,17 @@ async def test_a_meter_out_of_range_goes_unavailable_then_comes_back(
     assert float(node.value(clamp, "import_power")) == pytest.approx(321)
     assert node.grid() == "321.0"
     assert issues.async_get_issue(DOMAIN, node.issue_id(clamp)) is None
+    # Once when it stopped answering (not at each of the ~30 failed polls), once when back.
+    title = "Develco Products A/S ZHEMI101 (00:0d:6f:00:0a:bc:de:01)"
+    logged = [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.name == "custom_components.fractal_node.zigbee_meter"
+    ]
+    assert logged == [
+        ("WARNING", f"{title} stopped answering: no answer from the device: {NO_ROUTE}"),
+        ("INFO", f"{title} answers again"),
+    ]
 
 
 async def test_a_divisor_of_zero_gives_no_reading_and_says_why_once(

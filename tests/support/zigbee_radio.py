@@ -33,6 +33,7 @@ LOGGER = logging.getLogger(__name__)
 COORDINATOR_IEEE = "00:12:4b:00:00:00:00:01"
 CLUSTERS = {Metering.cluster_id: Metering, ElectricalMeasurement.cluster_id: ElectricalMeasurement}
 HA_PROFILE = 260
+NO_ROUTE = "no route to the device (MAC ACK failure)"  # what the radio says for a lost device
 
 
 @dataclass
@@ -191,7 +192,7 @@ class FakeRadio(zigpy.application.ControllerApplication):  # type: ignore[misc]
             return  # e.g. ZHA closing joins at start: on the air, nobody answers
         meter = self.meters.get(int(packet.dst.address))
         if meter is None or not meter.reachable:
-            raise zigpy.exceptions.DeliveryError("no route to the device (MAC ACK failure)")
+            raise zigpy.exceptions.DeliveryError(NO_ROUTE)
         reply = meter.answer(packet)
         if reply is not None:
             # Like a radio: the reply arrives later, from the radio's own read loop.
