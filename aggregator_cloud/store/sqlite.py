@@ -198,13 +198,13 @@ class SqliteStore:
                     (node, min(seqs), max(seqs)),
                 ).fetchall()
             )
-            before = db.total_changes
-            db.executemany(
+            # rowcount counts the rows this statement inserted, not the rows the views'
+            # triggers write (total_changes would count those too).
+            inserted = db.executemany(
                 f"INSERT OR IGNORE INTO samples (node, seq, ts, {', '.join(FIELDS)}, extra) "
                 f"VALUES (?, ?, ?, {', '.join('?' for _ in FIELDS)}, ?)",
                 [_sample_row(node, sample) for sample in samples],
-            )
-            inserted = db.total_changes - before
+            ).rowcount
         conflicts = tuple(
             sample.seq
             for sample in samples

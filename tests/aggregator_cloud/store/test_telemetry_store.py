@@ -16,6 +16,7 @@ import pytest
 from fractal.protocol import Reading, TelemetryBatch, parse
 
 from aggregator_cloud.store import SqliteStore
+from aggregator_cloud.views import rollup as views_rollup
 from tests.support.fleet_documents import T0, batch, reading
 
 
@@ -72,6 +73,19 @@ def test_replayed_and_overlapping_batches_store_each_sample_once(store: SqliteSt
     assert (overlap.inserted, overlap.duplicates) == (2, 1)
     assert list(store.samples("n1")["seq"]) == [1, 2, 3, 4, 5]
     assert store.latest_seq("n1") == 5
+
+
+def test_counts_are_the_batchs_own_with_the_dashboards_rollup_installed(
+    store: SqliteStore,
+) -> None:
+    # The rollup's triggers write rows of their own for every sample; the counts are the
+    # samples', or the handler would report a batch of 3 as 6 stored.
+    views_rollup.install(store)
+    first = store.add_samples("n1", samples(reading(1), reading(2), reading(3)))
+    overlap = store.add_samples("n1", samples(reading(3), reading(4)))
+
+    assert (first.inserted, first.duplicates) == (3, 0)
+    assert (overlap.inserted, overlap.duplicates) == (1, 1)
 
 
 def test_same_seq_from_another_node_is_not_a_duplicate(store: SqliteStore) -> None:
