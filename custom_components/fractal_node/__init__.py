@@ -34,6 +34,7 @@ from .const import (
     ISSUE_CERTIFICATE_EXPIRING,
 )
 from .coordinator import FractalNodeConfigEntry, FractalNodeCoordinator, FractalNodeData
+from .data_export import async_setup_export
 from .device_runtime import (
     ISSUE_DEVICE_UNAVAILABLE,
     async_start_devices,
@@ -65,9 +66,11 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the services once, whatever entries load; the dashboard panel's files."""
+    """Register the services once, whatever entries load; the dashboard panel's files and
+    the householder's data export."""
     async_setup_services(hass)
     await async_setup_panel_support(hass)
+    async_setup_export(hass)
     return True
 
 

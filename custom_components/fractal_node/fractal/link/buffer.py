@@ -307,3 +307,15 @@ class TelemetryBuffer:
 
     def _note_error(self, error: sqlite3.Error) -> None:
         self._error = f"telemetry buffer storage failed: {error}"
+
+
+def pending_samples(path: Path | str) -> tuple[dict[str, Any], ...]:
+    """Every sample still waiting in the buffer file at `path`, oldest first, for the
+    householder's data export. Read-only (the link may be writing it); samples held in memory
+    while storage fails are not in the file."""
+    db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT seq, body FROM samples ORDER BY seq").fetchall()
+    finally:
+        db.close()
+    return tuple({"seq": seq, **json.loads(body)} for seq, body in rows)
