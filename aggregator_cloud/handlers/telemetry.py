@@ -1,6 +1,7 @@
 """Telemetry batches from `$aws/rules/fractal_telemetry/<node>` into the telemetry store.
 
-On AWS the topic rule `SELECT *, topic(3) AS thing_name FROM ...` calls the Lambda with the
+On AWS the Basic Ingest rule `SELECT *, topic(1) AS thing_name` (the rule sees the topic without
+its `$aws/rules/fractal_telemetry/` prefix) calls the Lambda with the
 batch plus the node id from the topic; locally the rules dispatcher builds the same event."""
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The ingest Lambdas: IoT topic rules -> the shared handlers -> DynamoDB and S3.
 
 * `telemetry_handler`: rule on the Basic Ingest topic `$aws/rules/fractal_telemetry/<node>`
-  (`SELECT *, topic(3) AS thing_name`). `handle_telemetry_batch` validates the batch; its
+  (`SELECT *, topic(1) AS thing_name`: the rule sees the topic without its
+  `$aws/rules/fractal_telemetry/` prefix). `handle_telemetry_batch` validates the batch; its
   samples go to S3 as Parquet (`history`), the newest one and `last_seen` to LATEST_TABLE.
 * `shadow_handler`: rule on the classic shadow's `$aws/things/+/shadow/update/documents`
   (`SELECT *, topic(3) AS thing_name`). `handle_shadow_documents` records the descriptor
