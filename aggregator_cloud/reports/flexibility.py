@@ -5,7 +5,8 @@ The measured quantity, export-positive, is per node either the battery's output 
 -battery_w, discharge positive) or the site's net export at the meter (`site`: -grid_w).
 Assets' interval means are summed; `discharge_only` counts only output (a sample's negative
 value counts as 0). Everything is computed in UTC; local time is Europe/London wall clock, which
-is also how a baseline day's interval is matched to the event's (the same local time of day)."""
+is how a baseline day's window is placed (it starts at the event's local start time; its
+intervals then follow in elapsed time, like the event's)."""
 
 from __future__ import annotations
 

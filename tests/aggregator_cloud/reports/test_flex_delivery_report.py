@@ -219,3 +219,49 @@ def test_events_are_stored_once_and_conflicts_refused(store: SqliteStore) -> Non
     assert [stored.id for stored in stored_events(store)] == ["e1"]
     with pytest.raises(InvalidEvent, match="direction"):
         parse_event({**event.model_dump(mode="json", by_alias=True), "direction": "sideways"})
+
+
+def test_an_event_across_the_autumn_clock_change(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """25 October 2026, a Sunday: the clocks go back at 01:00 UTC. Local times repeat 01:xx;
+    the baseline comes from the ten weekend days before, at the same local wall-clock time."""
+    start = datetime(2026, 8, 20, tzinfo=UTC)
+    event_start = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 01:30 BST
+    with SqliteStore(tmp_path_factory.mktemp("autumn") / "fleet.sqlite3") as store:
+        samples = []
+        for index in range(int((event_start + timedelta(hours=3) - start) / timedelta(minutes=5))):
+            when = start + index * timedelta(minutes=5)
+            during = event_start <= when < event_start + timedelta(hours=2)
+            # 1 kW out normally, 3 kW out during the event; baseline days' 01:30-03:30 local
+            # (00:30-02:30 UTC in summer time) discharge 1 kW too
+            samples.append(Reading(seq=index, ts=when, battery_w=-3000.0 if during else -1000.0))
+        store.add_samples("school", samples)
+        event = _event("autumn", date(2026, 10, 25))
+        event = event.model_copy(
+            update={"start": event_start, "end": event_start + timedelta(hours=2)}
+        )
+        report = build_report(store, ReportRequest(event, ("school",)))
+    assert list(report.baseline_days) == [
+        date(2026, 10, 24),
+        date(2026, 10, 18),
+        date(2026, 10, 17),
+        date(2026, 10, 11),
+        date(2026, 10, 10),
+        date(2026, 10, 4),
+        date(2026, 10, 3),
+        date(2026, 9, 27),
+        date(2026, 9, 26),
+        date(2026, 9, 20),
+    ]
+    rows = _parsed(report.csv())
+    assert [row["local_time"][11:] for row in rows[:6]] == [
+        "01:30:00+01:00",
+        "01:40:00+01:00",
+        "01:50:00+01:00",
+        "01:00:00+00:00",  # the hour again, in GMT
+        "01:10:00+00:00",
+        "01:20:00+00:00",
+    ]
+    assert len(rows) == 12
+    assert all(float(row["baseline_kw"]) == 1.0 for row in rows)
+    assert all(float(row["response_kw"]) == 2.0 for row in rows)
+    assert report.delivered_kwh == pytest.approx(4.0)
