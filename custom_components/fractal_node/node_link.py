@@ -50,6 +50,9 @@ from .fractal.protocol import LinkMode, PlanStatus, TelemetrySnapshot, parse
 _LOGGER = logging.getLogger(__package__)
 
 TELEMETRY_INTERVAL: Final = timedelta(seconds=10)
+# On AWS IoT each telemetry message costs a rule, a Lambda run and an S3 object: five minutes of
+# samples per message cut the stack's bill about 15-fold (docs/aws.md, costs).
+AWS_BATCH_EVERY: Final = timedelta(minutes=5)
 _RECENT_SAMPLES: Final = 10_000  # sample times kept to date the last delivered one
 _DOWN: Final = frozenset({LinkState.DISCONNECTED, LinkState.ERROR})
 
@@ -71,6 +74,7 @@ def link_config(link: LinkMode, node_id: str, data: Mapping[str, Any]) -> LinkCo
         ca_pem=data[CONF_CA_PEM],
         certificate_pem=data[CONF_CERTIFICATE_PEM],
         private_key_pem=data[CONF_PRIVATE_KEY_PEM],
+        batch_every_s=AWS_BATCH_EVERY.total_seconds() if link is LinkMode.AWS else 0.0,
     )
 
 

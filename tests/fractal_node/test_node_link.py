@@ -23,12 +23,14 @@ from custom_components.fractal_node import executor_runtime, node_link
 from custom_components.fractal_node.const import (
     CONF_CA_PEM,
     CONF_CERTIFICATE_PEM,
+    CONF_ENDPOINT,
     CONF_LINK,
     CONF_NODE_ID,
     CONF_PRIVATE_KEY_PEM,
     CONF_TAGS,
     DOMAIN,
 )
+from custom_components.fractal_node.fractal.protocol import LinkMode
 from tests.fractal.devices.modbus_emulator import EmulatedDevice
 from tests.fractal_node.conftest import StartEmulator
 from tests.fractal_node.helpers import until
@@ -480,3 +482,22 @@ async def test_a_node_off_its_plan_reports_the_deviation_in_its_snapshot(
     assert snapshot["soc_pct"] == 57.5
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
+
+
+def test_a_node_linked_to_aws_batches_its_telemetry_and_a_local_one_does_not() -> None:
+    # On AWS every telemetry message costs a rule, a Lambda run and an S3 object.
+    data = {
+        CONF_HOST: "aggregator.local",
+        CONF_ENDPOINT: "abc-ats.iot.eu-west-2.amazonaws.com",
+        CONF_CA_PEM: "ca",
+        CONF_CERTIFICATE_PEM: "certificate",
+        CONF_PRIVATE_KEY_PEM: "key",
+    }
+    aws = node_link.link_config(LinkMode.AWS, "home-1", data)
+    local = node_link.link_config(LinkMode.LOCAL, "home-1", data)
+
+    assert aws is not None
+    assert local is not None
+    assert aws.batch_every_s == 300
+    assert local.batch_every_s == 0
+    assert node_link.link_config(LinkMode.STANDALONE, "home-1", data) is None

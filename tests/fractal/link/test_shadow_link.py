@@ -565,3 +565,23 @@ async def test_a_plan_over_the_envelope_is_acknowledged_with_its_clamped_parts(
     ]
     assert link.plan_in_force is not None
     assert link.plan_in_force.id == "over"
+
+
+async def test_a_paced_link_gathers_samples_into_fewer_batches_and_loses_none(
+    aggregator: LocalAggregator, tmp_path: Path
+) -> None:
+    # As on AWS (batch_every_s): after a batch the link waits, so the samples recorded
+    # meanwhile travel together; every one still arrives, once and in order.
+    credentials = aggregator.enroll("home-paced")
+    node = Node()
+    paced = replace(config(credentials, aggregator.mqtt_port), batch_every_s=1.5)
+    async with (
+        observing(aggregator) as observer,
+        running_link(paced, tmp_path / "b.db", node) as link,
+    ):
+        first = link.record({"ts": iso(now()), "grid_w": 0})
+        await until(lambda: observer.unique_samples() == [first], "the first sample at once")
+        seqs = [first] + [link.record({"ts": iso(now()), "grid_w": i}) for i in range(1, 6)]
+        await until(lambda: observer.unique_samples() == seqs, "every sample delivered")
+
+    assert [len(batch["samples"]) for batch in observer.batches] == [1, 5]

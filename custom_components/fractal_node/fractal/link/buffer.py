@@ -256,6 +256,11 @@ class TelemetryBuffer:
 
     # --- status and lifecycle ------------------------------------------------------------
 
+    @property
+    def batch_samples(self) -> int:
+        """The most samples one batch carries."""
+        return self._batch_samples
+
     def status(self) -> BufferStatus:
         with self._lock:
             dropped = self._scalar_or("SELECT value FROM counters WHERE name = 'dropped'", 0)

@@ -88,6 +88,10 @@ class LinkConfig:
     max_reconnect_s: float = 300.0
     plan_check_interval_s: float = 30.0
     """How often the plan in force is checked for its start, end and expiry."""
+    batch_every_s: float = 0.0
+    """At least this long between telemetry batches while less than a full batch waits; 0
+    sends each sample as it comes. On AWS every message costs a rule, a Lambda run and an S3
+    object, so a node linked to AWS batches (docs/aws.md, costs); a backlog still goes at once."""
     snapshot_policy: Callable[[], SnapshotPolicy] = SnapshotPolicy
 
 
@@ -459,6 +463,13 @@ class ShadowLink:
             self._buffer.mark_sent(batch)
             self._set_status(delivered_seq=batch.last_seq)
             self._operation_succeeded("telemetry")
+            await self._let_samples_gather()
+
+    async def _let_samples_gather(self) -> None:
+        """On a paced link, wait `batch_every_s` after a batch unless a full one is waiting."""
+        every = self._config.batch_every_s
+        if every > 0 and self._buffer.status().pending < self._buffer.batch_samples:
+            await asyncio.sleep(every)
 
     async def _publish(self, batch: PendingBatch) -> None:
         parsed = parse(
