@@ -23,7 +23,7 @@ from homeassistant.const import (
     STATE_UNAVAILABLE,
     EntityCategory,
 )
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_state_change_event
@@ -195,6 +195,7 @@ async def test_glitches_are_not_passed_on(
     seen: dict[str, list[str]] = {}
     keys = ("import_power", "export_power", "import_energy", "export_energy")
 
+    @callback  # in the loop, as the state is written (a plain function runs in a worker)
     def record(event: Event[EventStateChangedData]) -> None:
         new = event.data["new_state"]
         assert new is not None
