@@ -113,16 +113,14 @@ class StandalonePlanner:
         outcome = self.coordinator.data
         return outcome.plan if outcome is not None else None
 
-    def entities(self) -> list[str]:
-        """Every entity the planner reads."""
-        picked = [
+    def watched(self) -> list[str]:
+        """The entities whose changes start a new plan: rates and forecasts. Not the load: a
+        power sensor changes every few seconds, and the plan reads its hourly history."""
+        return [
             *self.settings.get(CONF_IMPORT_RATE, []),
             *self.settings.get(CONF_EXPORT_RATE, []),
             *self.settings.get(CONF_PV_FORECAST, []),
         ]
-        if load := self.settings.get(CONF_LOAD):
-            picked.append(load)
-        return picked
 
     @callback
     def start(self) -> list[CALLBACK_TYPE]:
@@ -141,7 +139,7 @@ class StandalonePlanner:
         due(dt_util.utcnow())
         return [
             async_track_time_interval(self._hass, due, PLAN_INTERVAL, name="fractal_node plan"),
-            async_track_state_change_event(self._hass, self.entities(), changed),
+            async_track_state_change_event(self._hass, self.watched(), changed),
             self._debouncer.async_shutdown,
         ]
 

@@ -212,6 +212,7 @@ async def test_the_home_plans_itself_and_runs_the_plan(
     assert plan is not None
 
     # The same inputs planned independently, without Home Assistant, give the same plan.
+    recorded = plan.issued.replace(minute=0, second=0, microsecond=0)  # the history's last hour
     descriptor = entry.runtime_data.runtime.descriptor()
     expected = plan_standalone(
         Planner(),
@@ -225,7 +226,7 @@ async def test_the_home_plans_itself_and_runs_the_plan(
             pv=parse_pv_forecast("", state(hass, SOLCAST_TODAY).attributes),
             load=load_profile(
                 (hour, load_w(hour) / 1000)
-                for hour in (plan.issued - timedelta(hours=h) for h in range(1, 7 * 24))
+                for hour in (recorded - timedelta(hours=h) for h in range(1, 7 * 24))
             ),
             soc_pct=20.0,
             capacity_kwh=10.0,
@@ -369,6 +370,16 @@ async def test_garbage_inputs_fall_back_and_a_fix_replans_after_the_debounce(
     assert any(p.startswith("no import rate for the half hour") for p in problems)
     await tick(hass, entry)
     assert state(hass, "sensor.elm_road_12_plan_source").state == "default"
+
+    # The load changing (every few seconds, for a power sensor) does not start a new plan.
+    standalone = entry.runtime_data.standalone
+    assert standalone is not None
+    last_run = standalone.coordinator.data
+    hass.states.async_set(LOAD, "1234", {"unit_of_measurement": "W"})
+    await hass.async_block_till_done()  # the change is handled
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=31))
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert standalone.coordinator.data is last_run
 
     # The rates arrive: planned again once the changes settle (30 s), not at every change.
     set_inputs(hass, slot_start(dt_util.utcnow()))
