@@ -36,8 +36,8 @@ USER, PASSWORD = "householder", "glow-pass"
 
 @pytest.fixture(autouse=True)
 def short_discovery(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Listen half a second for CADs, not 12 s: the tests' CADs are retained on the broker."""
-    monkeypatch.setattr(glow_flow, "DISCOVERY_SECONDS", 0.5)
+    """Listen 2 s for CADs, not 12: the tests' CADs are retained, so they come at once."""
+    monkeypatch.setattr(glow_flow, "DISCOVERY_SECONDS", 2.0)
 
 
 @pytest.fixture
@@ -203,7 +203,7 @@ async def test_through_home_assistant_mqtt(
     hass: HomeAssistant, broker: PlainMosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Home Assistant's client batches subscriptions (a short cool-down): listen a little longer.
-    monkeypatch.setattr(glow_flow, "DISCOVERY_SECONDS", 3.0)
+    monkeypatch.setattr(glow_flow, "DISCOVERY_SECONDS", 4.0)
     await set_up_ha_mqtt(hass, broker, tmp_path)
     await two_cads(broker.port)
     entry = await node(hass)

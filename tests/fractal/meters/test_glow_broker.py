@@ -51,7 +51,7 @@ async def test_discovery_finds_the_cads_from_their_state_messages(
         retain=True,  # delivered as soon as discovery subscribes
     )
 
-    found = await discover_devices(BrokerSettings("127.0.0.1", broker.port), seconds=1.0)
+    found = await discover_devices(BrokerSettings("127.0.0.1", broker.port), seconds=2.0)
 
     assert set(found) == {glow.DEVICE_ID, glow.OTHER_DEVICE_ID}
     assert found[glow.DEVICE_ID].hardware == "GLOW-IHD-01-1v4-SMETS2"
