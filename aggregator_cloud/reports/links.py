@@ -47,13 +47,26 @@ def load_key(data_dir: Path) -> bytes:
     try:
         key = path.read_bytes()
     except FileNotFoundError:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as out:
-            out.write(secrets.token_bytes(32))
+        _create_key(path)
         key = path.read_bytes()
     if len(key) < 32:
         raise ValueError(f"{path} holds {len(key)} bytes: a signing key needs 32")
     return key
+
+
+def _create_key(path: Path) -> None:
+    """Write a new key whole, then link it into place: a concurrent reader sees no key or the
+    whole key, and of two concurrent writers the first wins."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(secrets.token_bytes(32))
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
 
 
 def _b64(data: bytes) -> str:
