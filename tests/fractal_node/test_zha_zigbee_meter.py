@@ -4,6 +4,7 @@ simulated clamp meter and smart plug answer and report with real ZCL frames."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fractal.zigbee import ELECTRICAL_MEASUREMENT, METERING
@@ -13,6 +14,7 @@ from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.fractal_node.const import DOMAIN
@@ -26,7 +28,12 @@ from custom_components.fractal_node.zigbee_meter import (
     POLL_INTERVAL,
 )
 from tests.fractal_node.helpers import NODE_ID, node_entry, setup_entry
-from tests.fractal_node.zigbee_helpers import async_set_up_zha, zha_radio, zigbee_subentry
+from tests.fractal_node.zigbee_helpers import (
+    async_set_up_zha,
+    in_process_radio,
+    zha_radio,
+    zigbee_subentry,
+)
 from tests.support.zigbee_radio import NO_ROUTE, SimulatedMeter, clamp_meter, smart_plug
 
 
@@ -115,6 +122,39 @@ async def test_a_clamp_meter_through_zha_is_the_grid_meter(
     await hass.async_block_till_done()
     assert float(node.value(plug, "import_power")) == pytest.approx(2000)
     assert node.grid() == "-1500.0"  # a monitor-only meter feeds no flow
+
+
+async def test_after_a_zha_reload_the_meter_follows_the_new_network(
+    hass: HomeAssistant,
+) -> None:
+    # The real clock: ZHA's shutdown sleeps a moment, which a frozen clock never ends.
+    clamp = clamp_meter()
+    zha = await async_set_up_zha(hass, [clamp])
+    node = await started(hass, zigbee_subentry(clamp))
+    await settle(hass)
+    before = zha_radio(hass)
+
+    with in_process_radio([clamp]):
+        assert await hass.config_entries.async_reload(zha.entry_id)
+        await hass.async_block_till_done()
+    after = zha_radio(hass)
+    assert after is not before
+    clamp.attributes[METERING]["instantaneous_demand"] = 4000
+    async_fire_time_changed(hass, dt_util.utcnow() + POLL_INTERVAL)  # the next poll
+    await settle(hass)
+    assert float(node.value(clamp, "import_power")) == pytest.approx(4000)  # via the new radio
+    old, new = (
+        radio.get_device(nwk=clamp.nwk).endpoints[1].in_clusters[METERING]
+        for radio in (before, after)
+    )
+    assert _followed_by_the_node(new)
+    assert not _followed_by_the_node(old)
+
+
+def _followed_by_the_node(cluster: Any) -> bool:
+    return any(
+        type(listener).__name__ == "_ClusterListener" for listener, _ in cluster._listeners.values()
+    )
 
 
 async def test_garbage_on_the_air_changes_nothing(
@@ -229,15 +269,5 @@ async def test_unload_stops_following_the_device(
     await settle(hass)
     assert await hass.config_entries.async_unload(node.entry.entry_id)
     await hass.async_block_till_done()
-    cluster = zha_radio(hass).get_device(ieee=_eui64(clamp.ieee)).endpoints[1].in_clusters[METERING]
-    assert not [
-        listener
-        for listener, _ in cluster._listeners.values()
-        if type(listener).__name__ == "_ClusterListener"
-    ]
-
-
-def _eui64(ieee: str) -> object:
-    from zigpy.types import EUI64
-
-    return EUI64.convert(ieee)
+    cluster = zha_radio(hass).get_device(nwk=clamp.nwk).endpoints[1].in_clusters[METERING]
+    assert not _followed_by_the_node(cluster)

@@ -8,6 +8,8 @@ makes between two openings of a serial port.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from unittest.mock import patch
 
@@ -45,8 +47,9 @@ def zha_entry(path: str = ZHA_STICK) -> MockConfigEntry:
     )
 
 
-async def async_set_up_zha(hass: HomeAssistant, meters: list[SimulatedMeter]) -> MockConfigEntry:
-    """ZHA loaded, its network holding `meters`."""
+@contextmanager
+def in_process_radio(meters: list[SimulatedMeter]) -> Iterator[None]:
+    """While open, ZHA's EZSP stick is a new `FakeRadio` holding `meters` at each opening."""
 
     async def new_radio(
         config: dict[str, Any], auto_form: bool = False, start_radio: bool = True
@@ -58,14 +61,20 @@ async def async_set_up_zha(hass: HomeAssistant, meters: list[SimulatedMeter]) ->
             await radio.startup(auto_form=auto_form)
         return radio
 
-    entry = zha_entry()
-    entry.add_to_hass(hass)
     # ZHA waits CONNECT_DELAY_S between its two openings of the stick (a real serial port needs
     # it); under a frozen clock that sleep would never end, and the in-process radio needs none.
     with (
         patch("bellows.zigbee.application.ControllerApplication.new", side_effect=new_radio),
         patch("homeassistant.components.zha.radio_manager.CONNECT_DELAY_S", 0),
     ):
+        yield
+
+
+async def async_set_up_zha(hass: HomeAssistant, meters: list[SimulatedMeter]) -> MockConfigEntry:
+    """ZHA loaded, its network holding `meters`."""
+    entry = zha_entry()
+    entry.add_to_hass(hass)
+    with in_process_radio(meters):
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
