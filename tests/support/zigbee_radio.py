@@ -51,6 +51,9 @@ class SimulatedMeter:
     attributes: dict[int, dict[str, Any]]
     reachable: bool = True
     reads: list[tuple[int, list[str]]] = field(default_factory=list)  # (cluster, names) asked
+    # The device's own transaction numbers for what it sends unasked (reports). zigpy takes a
+    # frame whose number matches one of its own pending requests for that request's answer.
+    next_tsn: int = 0xA0
 
     def answer(self, packet: Any) -> Any | None:
         """The device's reply to a frame zigpy sent it, or None (nothing to answer)."""
@@ -74,8 +77,9 @@ class SimulatedMeter:
             ),
         )
 
-    def report(self, cluster_id: int, values: dict[str, Any], tsn: int = 0x42) -> Any:
+    def report(self, cluster_id: int, values: dict[str, Any]) -> Any:
         """A Report_Attributes frame carrying `values` (attribute name -> raw value)."""
+        tsn, self.next_tsn = self.next_tsn, (self.next_tsn + 1) % 256
         cluster_type = CLUSTERS[cluster_id]
         reports = []
         for name, value in values.items():
