@@ -58,8 +58,6 @@ def applies(config: Configuration, data: HomeData) -> str | None:
         return "grid cap"
     if config.soft_soc_band:
         return "start outside the SoC band"
-    if not config.export_stored_grid_energy:
-        return "export of PV energy only"
     if (
         data.cycle_cost_p_per_kwh < 0
         or min(config.charge_efficiency, config.discharge_efficiency) <= 0
@@ -67,10 +65,6 @@ def applies(config: Configuration, data: HomeData) -> str | None:
         return "negative cycle cost or efficiency"
     if (data.export_value > data.import_cost).any():
         return "export dearer than import"
-    round_trip = config.charge_efficiency * config.discharge_efficiency
-    lowest = np.minimum(data.export_value, 0.0)  # the lowest slope of the grid's cost
-    if (lowest * (1 - round_trip) + data.cycle_cost_p_per_kwh * round_trip < 0).any():
-        return "prices so negative that wasting energy in the battery pays"
     if np.abs(data.import_cost).max() / config.charge_efficiency >= TERMINAL_PENALTY:
         return "prices above the penalty for a short terminal SoC"
     if not (np.isfinite(data.import_cost).all() and np.isfinite(data.export_value).all()):
@@ -98,6 +92,8 @@ class _Batch:
     soc_min: Vector
     soc_max: Vector
     terminal: Vector
+    pv_only_export: Mask  # export only PV energy, now or later from the battery
+    green0: Vector  # the part of the starting SoC that came from PV
 
     @classmethod
     def of(cls, configs: Sequence[Configuration], data: Sequence[HomeData]) -> _Batch:
@@ -121,146 +117,241 @@ class _Batch:
             soc_min=scalar([d.soc_min_kwh for d in data]),
             soc_max=scalar([d.soc_max_kwh for d in data]),
             terminal=scalar([max(d.terminal_soc_min_kwh, d.soc_min_kwh) for d in data]),
+            pv_only_export=np.array([not c.export_stored_grid_energy for c in configs]),
+            green0=scalar([min(d.exportable_kwh, d.soc_kwh) for d in data]),
         )
 
 
 @dataclass
-class _Pieces:
-    """Convex piecewise-linear functions, one per home: value at the domain start, then pieces."""
+class _SlotFunctions:
+    """``H_t`` for every home and slot: convex piecewise-linear in the change of stored energy.
 
-    start: Vector  # where the domain begins (kWh stored)
-    value: Vector  # the function's value there (pence)
-    slopes: Matrix  # (homes, pieces) pence per kWh stored, ascending
-    lengths: Matrix  # (homes, pieces) kWh
+    Pieces that carry no energy get a slope that sorts them last.
+    """
+
+    start: Matrix  # (homes, slots) the least change possible (kWh)
+    value: Matrix  # (homes, slots) the slot's cost at that change (pence)
+    slopes: npt.NDArray[np.float64]  # (homes, slots, 6) pence per kWh stored
+    lengths: npt.NDArray[np.float64]  # (homes, slots, 6) kWh stored
+    feasible: Mask  # (homes,) every slot can balance within the limits
 
 
-def _slot_function(b: _Batch, t: int) -> tuple[_Pieces, Mask]:
-    """``H_t``: the cost of changing the stored energy by ``d`` in slot ``t``, and feasibility.
+def _grid_pieces(b: _Batch) -> tuple[Matrix, Matrix, Matrix, Matrix, Matrix]:
+    """The grid's cost per slot as a function of grid-side energy ``X``, cheapest piece first.
 
-    In grid-side energy ``X = (load - pv) dt + B`` (``B`` the battery's AC energy, > 0
-    charging) the slot costs, from all PV curtailed and exporting at the limit upwards: taking
-    back curtailed PV (free) and exporting less (export price), cheaper first, then importing
-    (import price). ``B < 0`` maps to ``d = B / eta_d`` and pays
-    the cycle cost; ``B > 0`` maps to ``d = eta_c B``.
+    From ``X0`` (all PV curtailed, exporting at the limit) upwards: taking back curtailed PV
+    (free) and exporting less (export price), cheaper first, then importing (import price).
+    Returns ``X0`` (homes, slots) and slopes, lengths, begins and ends (homes, slots, 3).
     """
     dt = b.dt
-    pv, e_max, i_max = b.pv[:, t] * dt, b.export_max * dt, b.import_max * dt
-    x0 = -(pv + e_max)  # all PV curtailed, exporting at the limit
-    exp_price = b.exp_price[:, t]
-    # Cheapest first: a negative export price makes exporting less worth more than the PV.
-    export_first = exp_price < 0
-    grid_slopes = np.stack(
-        [np.minimum(exp_price, 0), np.maximum(exp_price, 0), b.imp_price[:, t]], axis=1
+    pv = b.pv * dt
+    e_max = np.broadcast_to((b.export_max * dt)[:, None], pv.shape)
+    i_max = np.broadcast_to((b.import_max * dt)[:, None], pv.shape)
+    x0 = -(pv + e_max)
+    # Taking back curtailed PV is free: it goes between the export and import pieces by price.
+    exp_price, imp_price = b.exp_price, b.imp_price
+    zero = np.zeros_like(pv)
+    export_first, import_too = exp_price < 0, imp_price < 0
+    slopes = np.stack(
+        [
+            np.where(export_first, exp_price, zero),
+            np.where(import_too, imp_price, np.where(export_first, zero, exp_price)),
+            np.where(import_too, zero, imp_price),
+        ],
+        axis=2,
     )
-    grid_lengths = np.stack(
-        [np.where(export_first, e_max, pv), np.where(export_first, pv, e_max), i_max], axis=1
+    lengths = np.stack(
+        [
+            np.where(export_first, e_max, pv),
+            np.where(import_too, i_max, np.where(export_first, pv, e_max)),
+            np.where(import_too, pv, i_max),
+        ],
+        axis=2,
     )
-    ends = x0[:, None] + np.cumsum(grid_lengths, axis=1)
-    begins = ends - grid_lengths
-    a = (b.load[:, t] - b.pv[:, t]) * dt  # X with the battery idle
-    x_lo = np.maximum(a - b.discharge_kw * dt, x0)
-    x_hi = np.minimum(a + b.charge_kw * dt, ends[:, -1])
-    feasible = x_lo <= x_hi + 1e-9
+    ends = x0[..., None] + np.cumsum(lengths, axis=2)
+    return x0, slopes, lengths, ends - lengths, ends
+
+
+def _slot_functions(b: _Batch) -> _SlotFunctions:
+    """``H_t``: the cost of changing the stored energy by ``d`` in slot ``t``.
+
+    In grid-side energy ``X = (load - pv) dt + B`` (``B`` the battery's AC energy, > 0
+    charging) the slot costs what `_grid_pieces` says; ``B < 0`` maps to
+    ``d = B / eta_d`` and pays the cycle cost; ``B > 0`` maps to ``d = eta_c B``.
+    """
+    dt = b.dt
+    x0, grid_slopes, grid_lengths, begins, ends = _grid_pieces(b)
+    a = (b.load - b.pv) * dt  # X with the battery idle
+    x_lo = np.maximum(a - (b.discharge_kw * dt)[:, None], x0)
+    x_hi = np.minimum(a + (b.charge_kw * dt)[:, None], ends[..., -1])
+    feasible: Mask = (x_lo <= x_hi + 1e-9).min(axis=1)
     x_hi = np.maximum(x_hi, x_lo)
     # Each grid piece split at B = 0: the discharging part, then the charging part.
-    left = np.clip(
-        np.minimum(ends, np.minimum(a, x_hi)[:, None]) - np.maximum(begins, x_lo[:, None]), 0, None
+    left_end = np.minimum(a, x_hi)[..., None]
+    right_begin = np.maximum(a, x_lo)[..., None]
+    left = np.clip(np.minimum(ends, left_end) - np.maximum(begins, x_lo[..., None]), 0, None)
+    right = np.clip(np.minimum(ends, x_hi[..., None]) - np.maximum(begins, right_begin), 0, None)
+    eta_c, eta_d = b.eta_c[:, None, None], b.eta_d[:, None, None]
+    slopes = np.concatenate(
+        [eta_d * (grid_slopes - b.cycle[:, None, None]), grid_slopes / eta_c], 2
     )
-    right = np.clip(
-        np.minimum(ends, x_hi[:, None]) - np.maximum(begins, np.maximum(a, x_lo)[:, None]), 0, None
-    )
-    eta_c, eta_d = b.eta_c[:, None], b.eta_d[:, None]
-    slopes = np.concatenate([eta_d * (grid_slopes - b.cycle[:, None]), grid_slopes / eta_c], axis=1)
-    lengths = np.concatenate([left / eta_d, right * eta_c], axis=1)
+    lengths = np.concatenate([left / eta_d, right * eta_c], axis=2)
+    slopes = np.where(lengths > _ALIVE_KWH, slopes, _DEAD_SLOPE)
     below = x_lo - a  # B at the domain start
-    start = np.where(below < 0, below / b.eta_d, below * b.eta_c)
-    grid_value = -exp_price * e_max + (
-        grid_slopes * np.clip(x_lo[:, None] - begins, 0, grid_lengths)
-    ).sum(axis=1)
-    value = grid_value + b.cycle * np.maximum(-below, 0)
-    return _Pieces(start, value, slopes, lengths), feasible
+    start = np.where(below < 0, below / b.eta_d[:, None], below * b.eta_c[:, None])
+    covered = np.clip(x_lo[..., None] - begins, 0, grid_lengths)
+    grid_value = -b.exp_price * b.export_max[:, None] * dt + (grid_slopes * covered).sum(axis=2)
+    value = grid_value + b.cycle[:, None] * np.maximum(-below, 0)
+    return _SlotFunctions(start, value, slopes, lengths, feasible)
 
 
 @dataclass
 class _Merge:
-    """What the backward pass needs of one slot's merge."""
+    """What the backward pass needs of one slot's merge: pieces sorted by slope, unclipped."""
 
     start: Vector
-    start_h: Vector
-    lengths: Matrix  # merged pieces, sorted by slope, before clipping to the band
+    ends: Matrix  # where each merged piece ends (kWh stored)
+    lengths: Matrix
     from_slot: Mask  # the piece came from H_t (not from V_{t-1})
 
 
-def _merge(v: _Pieces, h: _Pieces) -> tuple[_Pieces, _Merge]:
-    """The infimal convolution of two convex piecewise-linear functions: pieces sorted by slope."""
-    slopes = np.concatenate([v.slopes, h.slopes], axis=1)
-    lengths = np.concatenate([v.lengths, h.lengths], axis=1)
-    from_slot = np.zeros(slopes.shape, dtype=bool)
-    from_slot[:, v.slopes.shape[1] :] = True
-    order = np.argsort(slopes, axis=1, kind="stable")
-    slopes = np.take_along_axis(slopes, order, axis=1)
-    lengths = np.take_along_axis(lengths, order, axis=1)
-    from_slot = np.take_along_axis(from_slot, order, axis=1)
-    start = v.start + h.start
-    merged = _Pieces(start, v.value + h.value, slopes, lengths)
-    return merged, _Merge(start, h.start, lengths, from_slot)
+def _optimal_soc(b: _Batch, h: _SlotFunctions) -> tuple[Matrix, Vector, Mask]:
+    """SoC at each slot end, the optimal cost and which homes were feasible.
 
-
-def _clip(f: _Pieces, low: Vector, high: Vector) -> tuple[_Pieces, Mask]:
-    """Restrict ``f`` to ``[low, high]``; drop emptied pieces and trim the padding."""
-    ends = f.start[:, None] + np.cumsum(f.lengths, axis=1)
-    begins = ends - f.lengths
-    cut_front = np.clip(low[:, None] - begins, 0, f.lengths)
-    lengths = np.clip(np.minimum(ends, high[:, None]) - np.maximum(begins, low[:, None]), 0, None)
-    feasible = (f.start <= high + 1e-9) & (ends[:, -1] >= low - 1e-9) & (low <= high + 1e-9)
-    value = f.value + (f.slopes * cut_front).sum(axis=1)
-    alive = lengths > _ALIVE_KWH
-    slopes = np.where(alive, f.slopes, _DEAD_SLOPE)
-    lengths = np.where(alive, lengths, 0.0)
-    order = np.argsort(slopes, axis=1, kind="stable")
-    width = max(int(alive.sum(axis=1).max()), 1)
-    order = order[:, :width]
-    start = np.minimum(np.maximum(f.start, low), high)
-    clipped = _Pieces(
-        start,
-        value,
-        np.take_along_axis(slopes, order, axis=1),
-        np.take_along_axis(lengths, order, axis=1),
-    )
-    return clipped, feasible
-
-
-def _optimal_soc(b: _Batch) -> tuple[Matrix, Vector, Mask]:
-    """SoC at each slot end, the optimal cost and which homes were feasible."""
+    ``V_t``, the least cost of reaching each SoC at the end of slot ``t``, is kept as a start,
+    its value there and pieces (slope, length) sorted by slope. ``V_{t-1}`` infimal-convolved
+    with ``H_t`` is the sorted merge of their pieces; clipping to the SoC band cuts pieces from
+    both ends, so the pieces left are a contiguous run of the merge.
+    """
     homes, slots = b.load.shape
-    v = _Pieces(
-        b.soc0.copy(), np.zeros(homes), np.full((homes, 1), _DEAD_SLOPE), np.zeros((homes, 1))
-    )
-    feasible = np.ones(homes, dtype=bool)
+    rows = np.arange(homes)[:, None]
+    start: Vector = b.soc0.copy()
+    value: Vector = np.zeros(homes)
+    slopes: Matrix = np.full((homes, 1), _DEAD_SLOPE)
+    lengths: Matrix = np.zeros((homes, 1))
+    feasible = h.feasible.copy()
     merges: list[_Merge] = []
     for t in range(slots):
-        h, slot_ok = _slot_function(b, t)
-        merged, merge = _merge(v, h)
-        merges.append(merge)
+        all_slopes = np.concatenate([slopes, h.slopes[:, t]], axis=1)
+        order = np.argsort(all_slopes, axis=1)
+        all_slopes = all_slopes[rows, order]
+        all_lengths = np.concatenate([lengths, h.lengths[:, t]], axis=1)[rows, order]
+        from_slot = order >= slopes.shape[1]
+        start = start + h.start[:, t]
+        value = value + h.value[:, t]
+        ends = start[:, None] + np.cumsum(all_lengths, axis=1)
+        merges.append(_Merge(start, ends, all_lengths, from_slot))
         low = b.terminal if t == slots - 1 else b.soc_min
-        v, band_ok = _clip(merged, low, b.soc_max)
-        feasible &= slot_ok & band_ok
+        high = b.soc_max
+        feasible &= (start <= high + 1e-9) & (ends[:, -1] >= low - 1e-9) & (low <= high + 1e-9)
+        begins = ends - all_lengths
+        value = value + (all_slopes * np.clip(low[:, None] - begins, 0, all_lengths)).sum(axis=1)
+        kept = np.clip(np.minimum(ends, high[:, None]) - np.maximum(begins, low[:, None]), 0, None)
+        start = np.minimum(np.maximum(start, low), high)
+        slopes, lengths = _kept_run(all_slopes, kept, rows)
     # The minimum of the final value function: walk up every piece that lowers the cost.
-    downhill = np.where(v.slopes < 0, v.lengths, 0.0)
+    downhill = np.where(slopes < 0, lengths, 0.0)
     soc = np.empty((homes, slots))
-    soc[:, -1] = v.start + downhill.sum(axis=1)
-    optimum = v.value + (np.minimum(v.slopes, 0.0) * v.lengths).sum(axis=1)
+    soc[:, -1] = start + downhill.sum(axis=1)
+    optimum = value + (np.minimum(slopes, 0.0) * lengths).sum(axis=1)
     for t in range(slots - 1, 0, -1):
-        soc[:, t - 1] = soc[:, t] - _slot_change(merges[t], soc[:, t])
+        soc[:, t - 1] = soc[:, t] - _slot_change(merges[t], h.start[:, t], soc[:, t])
     return soc, optimum, feasible
 
 
-def _slot_change(merge: _Merge, soc: Vector) -> Vector:
+def _kept_run(slopes: Matrix, kept: Matrix, rows: npt.NDArray[np.intp]) -> tuple[Matrix, Matrix]:
+    """The pieces that still carry energy after clipping, moved to the front of each row."""
+    alive: Mask = np.greater(kept, _ALIVE_KWH)
+    width = alive.shape[1]
+    any_alive: Mask = alive.max(axis=1)
+    first = np.argmax(alive, axis=1)
+    last = np.where(any_alive, width - 1 - np.argmax(alive[:, ::-1], axis=1), first)
+    run = max(int((last - first).max()) + 1, 1)
+    index = first[:, None] + np.arange(run)
+    inside = (index <= last[:, None]) & any_alive[:, None]
+    index = np.minimum(index, width - 1)
+    run_lengths = np.where(inside, kept[rows, index], 0.0)
+    run_slopes = np.where(inside & (run_lengths > 0), slopes[rows, index], _DEAD_SLOPE)
+    return run_slopes, run_lengths
+
+
+def _slot_change(merge: _Merge, start_h: Vector, soc: Vector) -> Vector:
     """Split ``soc`` at the end of a slot into the previous SoC and the slot's change."""
-    reach = soc - merge.start
-    ends = np.cumsum(merge.lengths, axis=1)
-    taken = np.clip(reach[:, None] - (ends - merge.lengths), 0, merge.lengths)
-    return np.asarray(merge.start_h + (taken * merge.from_slot).sum(axis=1))
+    taken = np.clip(soc[:, None] - (merge.ends - merge.lengths), 0, merge.lengths)
+    return np.asarray(start_h + (taken * merge.from_slot).sum(axis=1))
+
+
+def _dual_certificate(b: _Batch, h: _SlotFunctions, soc: Matrix) -> Mask:
+    """Homes whose plan provably solves the LP of `fractal.planner.model`: prices ``lambda_t``
+    of stored energy that make it optimal there (the KKT conditions), or ``False``.
+
+    The plan is optimal if, for some ``lambda``,
+
+    * each slot's change ``d_t`` minimises ``H_t(d) - lambda_t d``: ``lambda_t`` lies between
+      every slope of ``H_t`` left of ``d_t`` and every slope right of it;
+    * each SoC ``s_t`` minimises ``(lambda_t - lambda_{t+1}) s_t`` over its band
+      (``lambda_{T+1} = 0``): equal prices where ``s_t`` is inside the band, rising into a
+      full battery, falling into an empty one;
+    * what the LP can do and ``H_t`` leaves out does not pay at ``lambda_t``: charging and
+      discharging together (``cycle + lambda_t (1 / eta_d - eta_c) >= 0``), shedding load or
+      falling short of the terminal SoC (``|lambda_t|`` below the penalties).
+
+    Weak duality then bounds the LP's optimum from below by the plan's own cost.
+    """
+    homes, slots = soc.shape
+    change = np.diff(soc, axis=1, prepend=b.soc0[:, None])
+    position = (change - h.start)[..., None]
+    ends = np.cumsum(h.lengths, axis=2)
+    alive = h.lengths > _ALIVE_KWH
+    slopes = np.where(alive, h.slopes, np.nan)
+    tol = 1e-9
+    left = np.where(alive & (ends - h.lengths < position - tol), slopes, -np.inf).max(axis=2)
+    right = np.where(alive & (ends > position + tol), slopes, np.inf).min(axis=2)
+    # Where charging and discharging together, or shedding load, would pay.
+    waste = 1 / b.eta_d - b.eta_c
+    floor = np.where(waste > 0, -b.cycle / np.where(waste > 0, waste, 1.0), -np.inf)
+    low = np.maximum(left, np.maximum(floor, -TERMINAL_PENALTY)[:, None])
+    high = np.minimum(right, TERMINAL_PENALTY)
+    band_low = np.repeat(b.soc_min[:, None], slots, axis=1)
+    band_low[:, -1] = b.terminal
+    full = soc >= b.soc_max[:, None] - tol
+    empty = soc <= band_low + tol
+    ok = np.ones(homes, dtype=bool)
+    # Backward: the prices each slot may take, given what the later slots allow.
+    later_low, later_high = np.zeros(homes), np.zeros(homes)
+    for t in range(slots - 1, -1, -1):
+        # A band of zero width (full and empty at once) puts no condition on the price.
+        allowed_low = np.where(empty[:, t] & ~full[:, t], later_low, -np.inf)
+        allowed_high = np.where(full[:, t] & ~empty[:, t], later_high, np.inf)
+        inside = ~full[:, t] & ~empty[:, t]
+        allowed_low = np.where(inside, later_low, allowed_low)
+        allowed_high = np.where(inside, later_high, allowed_high)
+        low[:, t] = np.maximum(low[:, t], allowed_low)
+        high[:, t] = np.minimum(high[:, t], allowed_high)
+        ok &= low[:, t] <= high[:, t] + tol
+        later_low, later_high = low[:, t], high[:, t]
+    del later_low, later_high
+    # Any price of the first slot's range then has a consistent continuation (see above);
+    # the ranges being non-empty is the certificate.
+    return np.asarray(ok)
+
+
+def _green_export(b: _Batch, flows: dict[str, Matrix]) -> Mask:
+    """Homes whose plan exports only PV energy where they must (`HomeModel._add_green_account`).
+
+    The plan is solved without that rule, a relaxation: where it keeps the rule anyway it is
+    optimal with it too. The account is kept greedily, as green as possible: PV charges the
+    battery first and discharge draws green energy first.
+    """
+    dt, slack = b.dt, 1e-7
+    green = b.green0.copy()
+    ok = np.ones(len(green), dtype=bool)
+    for t in range(b.load.shape[1]):
+        ch_pv = np.minimum(flows["ch"][:, t], flows["pv"][:, t])
+        dis_green = np.minimum(flows["dis"][:, t], green * b.eta_d / dt)
+        ok &= flows["exp"][:, t] <= flows["pv"][:, t] - ch_pv + dis_green + slack
+        green = np.maximum(green + (ch_pv * b.eta_c - dis_green / b.eta_d) * dt, 0.0)
+    return np.asarray(ok | ~b.pv_only_export)
 
 
 def _flows(b: _Batch, soc: Matrix) -> dict[str, Matrix]:
@@ -270,8 +361,13 @@ def _flows(b: _Batch, soc: Matrix) -> dict[str, Matrix]:
     ch = np.clip(change / (b.eta_c[:, None] * dt), 0, b.charge_kw[:, None])
     dis = np.clip(-change * b.eta_d[:, None] / dt, 0, b.discharge_kw[:, None])
     x = b.load - b.pv + ch - dis
-    # Exporting pays (or costs nothing): curtail only what the export limit cannot take.
-    target = np.where(b.exp_price > 0, -b.export_max[:, None], 0.0)
+    # The grid flow the prices prefer: export all it can where that pays, import all it can
+    # where importing pays, else nothing; curtailment and the battery's plan bound it.
+    target = np.where(
+        b.exp_price > 0,
+        -b.export_max[:, None],
+        np.where(b.imp_price < 0, b.import_max[:, None], 0.0),
+    )
     grid = np.minimum(
         np.maximum(target, np.maximum(x, -b.export_max[:, None])),
         np.minimum(x + b.pv, b.import_max[:, None]),
@@ -296,13 +392,15 @@ def solve_batch(
     if not configs:
         return []
     b = _Batch.of(configs, data)
-    soc, optimum, feasible = _optimal_soc(b)
+    h = _slot_functions(b)
+    soc, optimum, feasible = _optimal_soc(b, h)
     flows = _flows(b, soc)
     cost = (
         (flows["imp"] * b.imp_price - flows["exp"] * b.exp_price).sum(axis=1)
         + b.cycle * flows["dis"].sum(axis=1)
     ) * b.dt
-    certified = feasible & (np.abs(cost - optimum) <= CERTIFICATE_TOLERANCE * (1 + np.abs(optimum)))
+    consistent = np.abs(cost - optimum) <= CERTIFICATE_TOLERANCE * (1 + np.abs(optimum))
+    certified = feasible & consistent & _dual_certificate(b, h, soc) & _green_export(b, flows)
     zeros = np.zeros(soc.shape[1])
     results: list[Solution | None] = []
     for i in range(len(configs)):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal, get_args
 
 import numpy as np
 
+from . import fast
 from .model import (
     SLACK_TOLERANCE_KWH,
     Configuration,
@@ -21,6 +23,16 @@ from .model import (
 from .scenario import Battery, Ev, Home, Immersion, Objective, Scenario
 
 _NO_BATTERY = Battery(capacity_kwh=0, soc_kwh=0, charge_kw=0, discharge_kw=0)
+
+Method = Literal["auto", "highs", "fast"]
+"""``highs``: the LP per home. ``fast``: the exact vectorised solver of `fast` (battery + PV
+homes only; others are an error). ``auto``: ``fast`` for the homes it covers when planning many
+homes at once, HiGHS for the rest (and for a single home, where numpy's per-call cost loses)."""
+# Homes per vectorised batch: big enough to amortise numpy's per-call cost, small enough for
+# the CPU cache.
+FAST_BATCH = 1024
+# Fewer covered homes than this in one call: HiGHS is quicker (``auto``).
+FAST_MIN_HOMES = 16
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,8 @@ class HomePlan:
     iterations: int
     device: dict[str, Vector] = field(default_factory=dict)
     """Immersion (``heat``, ``store``) and hydro (``flow``, ``spill``, ``level``) per slot."""
+    solver: str = "highs"
+    """``highs`` or ``fast`` (the vectorised battery + PV solver)."""
 
     @property
     def battery_kw(self) -> Vector:
@@ -102,11 +116,37 @@ def plan_cost_p(home: Home, step_hours: float, plan: HomePlan) -> float:
 class Planner:
     """Plans homes, keeping one warm HiGHS model per device configuration."""
 
-    def __init__(self, time_limit_s: float = 5.0) -> None:
+    def __init__(self, time_limit_s: float = 5.0, method: Method = "highs") -> None:
+        if method not in get_args(Method):
+            raise ValueError(f"planner method {method!r}: use one of {get_args(Method)}")
         self.cache = ModelCache(time_limit_s)
+        self.method: Method = method
 
     def plan_scenario(self, scenario: Scenario) -> list[HomePlan]:
-        return [self.plan_home(scenario, home) for home in scenario.homes]
+        return self.plan_homes(scenario, scenario.homes)
+
+    def plan_homes(
+        self,
+        scenario: Scenario,
+        homes: Sequence[Home],
+        grid_price_adders: Sequence[Vector | None] | None = None,
+    ) -> list[HomePlan]:
+        """Plan several homes; with ``fast`` or ``auto`` the covered ones go in numpy batches.
+
+        A home the fast solver leaves (infeasible without slack, or its certificate failed)
+        is planned by HiGHS.
+        """
+        adders = list(grid_price_adders or [None] * len(homes))
+        plans: list[HomePlan | None] = [None] * len(homes)
+        if self.method != "highs":
+            covered = self._covered(scenario, homes, adders)
+            if self.method == "fast" or len(covered) >= FAST_MIN_HOMES:
+                for first in range(0, len(covered), FAST_BATCH):
+                    self._plan_fast(scenario, homes, covered[first : first + FAST_BATCH], plans)
+        return [
+            plan or self._plan_highs(scenario, home, adder)
+            for plan, home, adder in zip(plans, homes, adders, strict=True)
+        ]
 
     def plan_home(
         self,
@@ -122,6 +162,44 @@ class Planner:
         (per slot, ``inf`` for none) is a soft cap on net import, its excess penalised above any
         price. ``cost_p`` always uses the true prices.
         """
+        if self.method == "fast" and grid_cap_kw is None:
+            return self.plan_homes(scenario, [home], [grid_price_adder])[0]
+        return self._plan_highs(scenario, home, grid_price_adder, grid_cap_kw)
+
+    def _covered(
+        self, scenario: Scenario, homes: Sequence[Home], adders: Sequence[Vector | None]
+    ) -> list[tuple[int, Configuration, HomeData]]:
+        """The homes the fast solver covers, with their data; with ``fast``, no other."""
+        covered = []
+        for index, (home, adder) in enumerate(zip(homes, adders, strict=True)):
+            config, data = configuration(scenario, home), home_data(scenario, home, adder)
+            reason = fast.applies(config, data)
+            if reason is None:
+                covered.append((index, config, data))
+            elif self.method == "fast":
+                raise ValueError(f"home {home.id}: the fast planner does not cover {reason}")
+        return covered
+
+    def _plan_fast(
+        self,
+        scenario: Scenario,
+        homes: Sequence[Home],
+        batch: list[tuple[int, Configuration, HomeData]],
+        plans: list[HomePlan | None],
+    ) -> None:
+        solutions = fast.solve_batch([c for _, c, _ in batch], [d for _, _, d in batch])
+        for (index, _, _), solution in zip(batch, solutions, strict=True):
+            if solution is not None:
+                plan = _to_plan(scenario, homes[index], solution, PlanStatus("optimal"))
+                plans[index] = replace(plan, solver="fast")
+
+    def _plan_highs(
+        self,
+        scenario: Scenario,
+        home: Home,
+        grid_price_adder: Vector | None = None,
+        grid_cap_kw: Vector | None = None,
+    ) -> HomePlan:
         config = replace(configuration(scenario, home), has_grid_cap=grid_cap_kw is not None)
         data = replace(home_data(scenario, home, grid_price_adder), grid_cap_kw=grid_cap_kw)
         solution = self.cache.model(config).solve(data)
