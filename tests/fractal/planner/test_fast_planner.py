@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fractal.planner import Planner, parse_scenario
+from fractal.planner.parallel import plan_homes
 from fractal.planner.scenario import Scenario
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -225,3 +226,12 @@ def test_random_fast_plans_match_an_independent_lp(document: dict[str, Any]) -> 
     if plan.solver == "fast":  # a failed certificate would have gone to HiGHS
         assert replay(parsed, home_, plan).violations == []
     assert plan.cost_p == pytest.approx(optimum, rel=1e-6, abs=1e-5)
+
+
+def test_worker_processes_plan_fast_too() -> None:
+    fleet = _fleet(7, 200, 24, 3600)  # 25 homes per chunk: enough for a batch
+    spread = plan_homes(fleet, workers=2, method="auto")
+    here = Planner(method="highs").plan_scenario(fleet)
+    assert "fast" in {plan.solver for plan in spread}
+    for ours, optimum in zip(spread, here, strict=True):
+        assert ours.cost_p == pytest.approx(optimum.cost_p, rel=1e-6, abs=1e-6)

@@ -1,20 +1,16 @@
 """An exact, vectorised solver for the common home: one battery, PV and the grid.
 
-For homes without EV, immersion, hydro or a grid cap, whose start is inside the SoC band, whose
-export value never exceeds the import cost and whose prices are never so negative that wasting
-energy in the battery pays (see `applies`), the LP of
-`fractal.planner.model` reduces to a one-dimensional problem in the state of charge ``s``::
+For homes without EV, immersion, hydro or a grid cap, whose start is inside the SoC band and whose
+export value never exceeds the import cost, the LP of `fractal.planner.model` without
+charging and discharging in the same slot reduces to a one-dimensional problem in the state of
+charge ``s``::
 
     minimise  sum_t H_t(s_t - s_{t-1})   with  soc_min <= s_t <= soc_max,  s_T >= terminal
 
 where ``H_t(d)`` is the cheapest way to change the stored energy by ``d`` in slot ``t``: the
-grid, curtailment and the battery's efficiencies and cycle cost folded into one convex,
-piecewise-linear function of ``d`` (at most six pieces). Charging ``c`` more and discharging
-``eta_c eta_d c`` more in one slot leaves ``d`` unchanged, raises the grid-side energy by
-``(1 - eta_c eta_d) c`` and the cycle cost by ``cycle eta_c eta_d c``; when
-``min(export value, 0) (1 - eta_c eta_d) + cycle eta_c eta_d >= 0`` (the grid's cost falls by
-at most ``-min(export value, 0)`` per kWh) that never pays, so the per-slot minimum is reached
-without charging and discharging together and the time-share row of the LP is slack.
+grid, curtailment and the battery's efficiencies and cycle cost folded into one
+piecewise-linear function of ``d`` (at most six pieces), convex unless prices are so negative
+that wasting energy pays (then the certificate below fails and HiGHS plans the home).
 
 Dynamic programming over ``s`` is then exact: the value function
 ``V_t = (V_{t-1} infimal-convolution H_t)`` clipped to the SoC band is convex and
@@ -24,20 +20,22 @@ for thousands of homes at once in numpy; a backward pass splits each ``s_t`` int
 ``s_{t-1}`` and the slot's change. No discretisation: the result is the LP optimum up to
 rounding.
 
-A home the method does not cover, or whose recovered plan does not cost what the dynamic
-programme says (the consistency certificate), is left to HiGHS: `solve_batch` returns ``None``
-for it.
+Each plan comes with a proof or is not used: `solve` checks that it costs what the dynamic
+programme says, and finds prices of stored energy under which it satisfies the LP's optimality
+conditions (`_dual_certificate`), which covers what the one-dimensional model leaves out
+(charging and discharging together, shedding load, the soft terminal SoC); where only PV
+energy may be exported it checks the plan keeps that rule. A home without a proof, or one
+`applies` rules out, is left to HiGHS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from .model import TERMINAL_PENALTY, Configuration, HomeData, Solution, Vector
+from .model import TERMINAL_PENALTY, Configuration, Vector
 
 Matrix = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
@@ -48,33 +46,30 @@ _ALIVE_KWH = 1e-12  # pieces shorter than this carry no energy worth keeping
 CERTIFICATE_TOLERANCE = 1e-7
 
 
-def applies(config: Configuration, data: HomeData) -> str | None:
-    """``None`` if the fast method is exact for this home, else why it is not."""
+def applies(config: Configuration) -> str | None:
+    """``None`` if the fast method covers homes of this configuration, else why not.
+
+    Prices are checked per home by `solve` (a home they rule out is left to HiGHS).
+    """
     if config.has_ev:
         return "EV"
     if config.immersion_loss_per_hour is not None or config.hydro is not None:
         return "immersion or hydro"
-    if config.has_grid_cap or data.grid_cap_kw is not None:
+    if config.has_grid_cap:
         return "grid cap"
     if config.soft_soc_band:
         return "start outside the SoC band"
-    if (
-        data.cycle_cost_p_per_kwh < 0
-        or min(config.charge_efficiency, config.discharge_efficiency) <= 0
-    ):
-        return "negative cycle cost or efficiency"
-    if (data.export_value > data.import_cost).any():
-        return "export dearer than import"
-    if np.abs(data.import_cost).max() / config.charge_efficiency >= TERMINAL_PENALTY:
-        return "prices above the penalty for a short terminal SoC"
-    if not (np.isfinite(data.import_cost).all() and np.isfinite(data.export_value).all()):
-        return "non-finite prices"
+    if min(config.charge_efficiency, config.discharge_efficiency) <= 0:
+        return "zero efficiency"
     return None
 
 
 @dataclass
-class _Batch:
-    """Per-home parameters as arrays: (homes,) scalars and (homes, slots) series."""
+class Batch:
+    """Homes of one slot count and step, as arrays: (homes,) scalars, (homes, slots) series.
+
+    Prices are the objective's weights per kWh (pence, or pence plus carbon).
+    """
 
     dt: float
     load: Matrix
@@ -91,35 +86,22 @@ class _Batch:
     soc0: Vector
     soc_min: Vector
     soc_max: Vector
-    terminal: Vector
+    terminal: Vector  # at least soc_min
     pv_only_export: Mask  # export only PV energy, now or later from the battery
     green0: Vector  # the part of the starting SoC that came from PV
 
-    @classmethod
-    def of(cls, configs: Sequence[Configuration], data: Sequence[HomeData]) -> _Batch:
-        def scalar(values: list[float]) -> Vector:
-            return np.asarray(values, dtype=np.float64)
 
-        return cls(
-            dt=configs[0].step_hours,
-            load=np.stack([d.load_kw for d in data]),
-            pv=np.stack([d.pv_kw for d in data]),
-            imp_price=np.stack([d.import_cost for d in data]),
-            exp_price=np.stack([d.export_value for d in data]),
-            import_max=scalar([d.import_max_kw for d in data]),
-            export_max=scalar([d.export_max_kw for d in data]),
-            charge_kw=scalar([c.charge_kw for c in configs]),
-            discharge_kw=scalar([c.discharge_kw for c in configs]),
-            eta_c=scalar([c.charge_efficiency for c in configs]),
-            eta_d=scalar([c.discharge_efficiency for c in configs]),
-            cycle=scalar([d.cycle_cost_p_per_kwh for d in data]),
-            soc0=scalar([d.soc_kwh for d in data]),
-            soc_min=scalar([d.soc_min_kwh for d in data]),
-            soc_max=scalar([d.soc_max_kwh for d in data]),
-            terminal=scalar([max(d.terminal_soc_min_kwh, d.soc_min_kwh) for d in data]),
-            pv_only_export=np.array([not c.export_stored_grid_energy for c in configs]),
-            green0=scalar([min(d.exportable_kwh, d.soc_kwh) for d in data]),
-        )
+@dataclass
+class Result:
+    """Flows per home and slot (kW; SoC in kWh at slot ends) and which homes are proven."""
+
+    imp: Matrix
+    exp: Matrix
+    ch: Matrix
+    dis: Matrix
+    pv: Matrix
+    soc: Matrix
+    certified: Mask  # False: the plan is not proven optimal (or the home is infeasible)
 
 
 @dataclass
@@ -136,7 +118,7 @@ class _SlotFunctions:
     feasible: Mask  # (homes,) every slot can balance within the limits
 
 
-def _grid_pieces(b: _Batch) -> tuple[Matrix, Matrix, Matrix, Matrix, Matrix]:
+def _grid_pieces(b: Batch) -> tuple[Matrix, Matrix, Matrix, Matrix, Matrix]:
     """The grid's cost per slot as a function of grid-side energy ``X``, cheapest piece first.
 
     From ``X0`` (all PV curtailed, exporting at the limit) upwards: taking back curtailed PV
@@ -172,7 +154,7 @@ def _grid_pieces(b: _Batch) -> tuple[Matrix, Matrix, Matrix, Matrix, Matrix]:
     return x0, slopes, lengths, ends - lengths, ends
 
 
-def _slot_functions(b: _Batch) -> _SlotFunctions:
+def _slot_functions(b: Batch) -> _SlotFunctions:
     """``H_t``: the cost of changing the stored energy by ``d`` in slot ``t``.
 
     In grid-side energy ``X = (load - pv) dt + B`` (``B`` the battery's AC energy, > 0
@@ -215,7 +197,7 @@ class _Merge:
     from_slot: Mask  # the piece came from H_t (not from V_{t-1})
 
 
-def _optimal_soc(b: _Batch, h: _SlotFunctions) -> tuple[Matrix, Vector, Mask]:
+def _optimal_soc(b: Batch, h: _SlotFunctions) -> tuple[Matrix, Vector, Mask]:
     """SoC at each slot end, the optimal cost and which homes were feasible.
 
     ``V_t``, the least cost of reaching each SoC at the end of slot ``t``, is kept as a start,
@@ -229,7 +211,8 @@ def _optimal_soc(b: _Batch, h: _SlotFunctions) -> tuple[Matrix, Vector, Mask]:
     value: Vector = np.zeros(homes)
     slopes: Matrix = np.full((homes, 1), _DEAD_SLOPE)
     lengths: Matrix = np.zeros((homes, 1))
-    feasible = h.feasible.copy()
+    # Where each V_t's domain begins and ends before clipping: it must meet the band.
+    lowest, highest = np.empty((homes, slots)), np.empty((homes, slots))
     merges: list[_Merge] = []
     for t in range(slots):
         all_slopes = np.concatenate([slopes, h.slopes[:, t]], axis=1)
@@ -243,12 +226,18 @@ def _optimal_soc(b: _Batch, h: _SlotFunctions) -> tuple[Matrix, Vector, Mask]:
         merges.append(_Merge(start, ends, all_lengths, from_slot))
         low = b.terminal if t == slots - 1 else b.soc_min
         high = b.soc_max
-        feasible &= (start <= high + 1e-9) & (ends[:, -1] >= low - 1e-9) & (low <= high + 1e-9)
+        lowest[:, t], highest[:, t] = start, ends[:, -1]
         begins = ends - all_lengths
         value = value + (all_slopes * np.clip(low[:, None] - begins, 0, all_lengths)).sum(axis=1)
         kept = np.clip(np.minimum(ends, high[:, None]) - np.maximum(begins, low[:, None]), 0, None)
         start = np.minimum(np.maximum(start, low), high)
         slopes, lengths = _kept_run(all_slopes, kept, rows)
+    band_low = np.repeat(b.soc_min[:, None], slots, axis=1)
+    band_low[:, -1] = b.terminal
+    tol = 1e-9
+    feasible = h.feasible & (b.terminal <= b.soc_max + tol) & (b.soc_min <= b.soc_max + tol)
+    feasible &= (lowest <= b.soc_max[:, None] + tol).min(axis=1)
+    feasible &= (highest >= band_low - tol).min(axis=1)
     # The minimum of the final value function: walk up every piece that lowers the cost.
     downhill = np.where(slopes < 0, lengths, 0.0)
     soc = np.empty((homes, slots))
@@ -281,7 +270,7 @@ def _slot_change(merge: _Merge, start_h: Vector, soc: Vector) -> Vector:
     return np.asarray(start_h + (taken * merge.from_slot).sum(axis=1))
 
 
-def _dual_certificate(b: _Batch, h: _SlotFunctions, soc: Matrix) -> Mask:
+def _dual_certificate(b: Batch, h: _SlotFunctions, soc: Matrix) -> Mask:
     """Homes whose plan provably solves the LP of `fractal.planner.model`: prices ``lambda_t``
     of stored energy that make it optimal there (the KKT conditions), or ``False``.
 
@@ -336,7 +325,7 @@ def _dual_certificate(b: _Batch, h: _SlotFunctions, soc: Matrix) -> Mask:
     return np.asarray(ok)
 
 
-def _green_export(b: _Batch, flows: dict[str, Matrix]) -> Mask:
+def _green_export(b: Batch, flows: dict[str, Matrix]) -> Mask:
     """Homes whose plan exports only PV energy where they must (`HomeModel._add_green_account`).
 
     The plan is solved without that rule, a relaxation: where it keeps the rule anyway it is
@@ -354,7 +343,7 @@ def _green_export(b: _Batch, flows: dict[str, Matrix]) -> Mask:
     return np.asarray(ok | ~b.pv_only_export)
 
 
-def _flows(b: _Batch, soc: Matrix) -> dict[str, Matrix]:
+def _flows(b: Batch, soc: Matrix) -> dict[str, Matrix]:
     """Per-slot flows that realise the SoC path at least cost."""
     dt = b.dt
     change = np.diff(soc, axis=1, prepend=b.soc0[:, None])
@@ -382,16 +371,12 @@ def _flows(b: _Batch, soc: Matrix) -> dict[str, Matrix]:
     }
 
 
-def solve_batch(
-    configs: Sequence[Configuration], data: Sequence[HomeData]
-) -> list[Solution | None]:
-    """Solve homes of one slot count and step together; ``None`` where HiGHS must do it.
+def solve(b: Batch) -> Result:
+    """Plan every home of the batch; `Result.certified` says which plans are proven optimal.
 
-    Every home must satisfy `applies`.
+    Homes whose export value exceeds the import cost somewhere (a non-convex grid cost) or whose
+    prices pass the penalty for a short terminal SoC are not certified.
     """
-    if not configs:
-        return []
-    b = _Batch.of(configs, data)
     h = _slot_functions(b)
     soc, optimum, feasible = _optimal_soc(b, h)
     flows = _flows(b, soc)
@@ -400,31 +385,21 @@ def solve_batch(
         + b.cycle * flows["dis"].sum(axis=1)
     ) * b.dt
     consistent = np.abs(cost - optimum) <= CERTIFICATE_TOLERANCE * (1 + np.abs(optimum))
-    certified = feasible & consistent & _dual_certificate(b, h, soc) & _green_export(b, flows)
-    zeros = np.zeros(soc.shape[1])
-    results: list[Solution | None] = []
-    for i in range(len(configs)):
-        if not certified[i]:
-            results.append(None)
-            continue
-        results.append(
-            Solution(
-                imp=flows["imp"][i],
-                exp=flows["exp"][i],
-                ch=flows["ch"][i],
-                dis=flows["dis"][i],
-                pv=flows["pv"][i],
-                soc=soc[i],
-                ev=zeros,
-                shed=zeros,
-                under=zeros,
-                over=zeros,
-                ev_short_kwh=0.0,
-                terminal_short_kwh=0.0,
-                level_short_m=0.0,
-                device={},
-                solved=True,
-                solver_status="Optimal",
-            )
-        )
-    return results
+    prices_ok = (
+        np.isfinite(b.imp_price).min(axis=1)
+        & np.isfinite(b.exp_price).min(axis=1)
+        & (b.exp_price <= b.imp_price).min(axis=1)
+        & (np.abs(b.imp_price).max(axis=1) / b.eta_c < TERMINAL_PENALTY)
+        & (b.cycle >= 0)
+    )
+    certified = prices_ok & feasible & consistent
+    certified &= _dual_certificate(b, h, soc) & _green_export(b, flows)
+    return Result(
+        imp=flows["imp"],
+        exp=flows["exp"],
+        ch=flows["ch"],
+        dis=flows["dis"],
+        pv=flows["pv"],
+        soc=soc,
+        certified=np.asarray(certified),
+    )

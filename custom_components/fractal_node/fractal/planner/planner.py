@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
@@ -139,10 +140,19 @@ class Planner:
         adders = list(grid_price_adders or [None] * len(homes))
         plans: list[HomePlan | None] = [None] * len(homes)
         if self.method != "highs":
-            covered = self._covered(scenario, homes, adders)
+            covered = self._covered(scenario, homes)
             if self.method == "fast" or len(covered) >= FAST_MIN_HOMES:
                 for first in range(0, len(covered), FAST_BATCH):
-                    self._plan_fast(scenario, homes, covered[first : first + FAST_BATCH], plans)
+                    chunk = covered[first : first + FAST_BATCH]
+                    chunk_plans: list[HomePlan | None] = [None] * len(chunk)
+                    self._plan_fast(
+                        scenario,
+                        [homes[i] for i in chunk],
+                        [adders[i] for i in chunk],
+                        chunk_plans,
+                    )
+                    for i, plan in zip(chunk, chunk_plans, strict=True):
+                        plans[i] = plan
         return [
             plan or self._plan_highs(scenario, home, adder)
             for plan, home, adder in zip(plans, homes, adders, strict=True)
@@ -166,16 +176,13 @@ class Planner:
             return self.plan_homes(scenario, [home], [grid_price_adder])[0]
         return self._plan_highs(scenario, home, grid_price_adder, grid_cap_kw)
 
-    def _covered(
-        self, scenario: Scenario, homes: Sequence[Home], adders: Sequence[Vector | None]
-    ) -> list[tuple[int, Configuration, HomeData]]:
-        """The homes the fast solver covers, with their data; with ``fast``, no other."""
+    def _covered(self, scenario: Scenario, homes: Sequence[Home]) -> list[int]:
+        """The homes the fast solver covers; with ``fast``, no other may be asked for."""
         covered = []
-        for index, (home, adder) in enumerate(zip(homes, adders, strict=True)):
-            config, data = configuration(scenario, home), home_data(scenario, home, adder)
-            reason = fast.applies(config, data)
+        for index, home in enumerate(homes):
+            reason = fast.applies(configuration(scenario, home))
             if reason is None:
-                covered.append((index, config, data))
+                covered.append(index)
             elif self.method == "fast":
                 raise ValueError(f"home {home.id}: the fast planner does not cover {reason}")
         return covered
@@ -184,14 +191,39 @@ class Planner:
         self,
         scenario: Scenario,
         homes: Sequence[Home],
-        batch: list[tuple[int, Configuration, HomeData]],
+        adders: Sequence[Vector | None],
         plans: list[HomePlan | None],
     ) -> None:
-        solutions = fast.solve_batch([c for _, c, _ in batch], [d for _, _, d in batch])
-        for (index, _, _), solution in zip(batch, solutions, strict=True):
-            if solution is not None:
-                plan = _to_plan(scenario, homes[index], solution, PlanStatus("optimal"))
-                plans[index] = replace(plan, solver="fast")
+        """Plan ``homes`` (all covered) in one numpy batch; proven plans go into ``plans``."""
+        started = time.perf_counter()
+        batch = _fast_batch(scenario, homes, adders)
+        result = fast.solve(batch)
+        import_p = np.array([home.import_p_per_kwh for home in homes], dtype=np.float64)
+        export_p = np.array([home.export_p_per_kwh for home in homes], dtype=np.float64)
+        cost = (
+            (result.imp * import_p - result.exp * export_p).sum(axis=1)
+            + batch.cycle * result.dis.sum(axis=1)
+        ) * scenario.step_hours
+        seconds = (time.perf_counter() - started) / len(homes)
+        zeros = np.zeros(scenario.slots)
+        for i, home in enumerate(homes):
+            if result.certified[i]:
+                plans[i] = HomePlan(
+                    home_id=home.id,
+                    status=PlanStatus("optimal"),
+                    cost_p=float(cost[i]),
+                    import_kw=result.imp[i],
+                    export_kw=result.exp[i],
+                    charge_kw=result.ch[i],
+                    discharge_kw=result.dis[i],
+                    soc_kwh=result.soc[i],
+                    pv_used_kw=result.pv[i],
+                    ev_kw=zeros,
+                    shed_kw=zeros,
+                    solve_seconds=seconds,
+                    iterations=0,
+                    solver="fast",
+                )
 
     def _plan_highs(
         self,
@@ -206,6 +238,52 @@ class Planner:
         if not solution.solved:
             return _fallback(scenario, home, data, solution)
         return _to_plan(scenario, home, solution, _status(scenario, home, solution))
+
+
+def _fast_batch(
+    scenario: Scenario, homes: Sequence[Home], adders: Sequence[Vector | None]
+) -> fast.Batch:
+    """The fast solver's arrays for ``homes``, built a field at a time (not a home at a time)."""
+
+    def series(values: list[Sequence[float]]) -> Vector:
+        return np.array(values, dtype=np.float64).reshape(len(homes), scenario.slots)
+
+    def scalar(values: list[float]) -> Vector:
+        return np.array(values, dtype=np.float64)
+
+    batteries = [home.battery or _NO_BATTERY for home in homes]
+    if scenario.objective.mode == "cost":
+        imp = series([home.import_p_per_kwh for home in homes])
+        exp = series([home.export_p_per_kwh for home in homes])
+    else:
+        weights = [objective_weights(scenario.objective, home) for home in homes]
+        imp, exp = np.stack([w[0] for w in weights]), np.stack([w[1] for w in weights])
+    for i, adder in enumerate(adders):
+        if adder is not None:
+            imp[i] += adder
+            exp[i] += adder
+    soc = scalar([b.soc_kwh for b in batteries])
+    soc_min = scalar([b.soc_min_kwh for b in batteries])
+    return fast.Batch(
+        dt=scenario.step_hours,
+        load=series([home.load_kw for home in homes]),
+        pv=series([home.pv_kw for home in homes]),
+        imp_price=imp,
+        exp_price=exp,
+        import_max=scalar([home.grid.import_max_kw for home in homes]),
+        export_max=scalar([home.grid.export_max_kw for home in homes]),
+        charge_kw=scalar([b.charge_kw for b in batteries]),
+        discharge_kw=scalar([b.discharge_kw for b in batteries]),
+        eta_c=scalar([b.charge_efficiency for b in batteries]),
+        eta_d=scalar([b.discharge_efficiency for b in batteries]),
+        cycle=scalar([b.cycle_cost_p_per_kwh for b in batteries]),
+        soc0=soc,
+        soc_min=soc_min,
+        soc_max=scalar([b.soc_max for b in batteries]),
+        terminal=np.maximum(scalar([b.terminal_soc_min_kwh for b in batteries]), soc_min),
+        pv_only_export=np.array([not home.grid.export_stored_grid_energy for home in homes]),
+        green0=np.minimum(scalar([b.exportable_kwh for b in batteries]), soc),
+    )
 
 
 def configuration(scenario: Scenario, home: Home) -> Configuration:
