@@ -202,8 +202,8 @@ def _optimal_soc(b: Batch, h: _SlotFunctions) -> tuple[Matrix, Vector, Mask]:
 
     ``V_t``, the least cost of reaching each SoC at the end of slot ``t``, is kept as a start,
     its value there and pieces (slope, length) sorted by slope. ``V_{t-1}`` infimal-convolved
-    with ``H_t`` is the sorted merge of their pieces; clipping to the SoC band cuts pieces from
-    both ends, so the pieces left are a contiguous run of the merge.
+    with ``H_t`` is the sorted merge of their pieces; clipping to the SoC band empties pieces at
+    both ends, which get a slope that sorts them out of the next merge.
     """
     homes, slots = b.load.shape
     rows = np.arange(homes)[:, None]
@@ -214,11 +214,15 @@ def _optimal_soc(b: Batch, h: _SlotFunctions) -> tuple[Matrix, Vector, Mask]:
     # Where each V_t's domain begins and ends before clipping: it must meet the band.
     lowest, highest = np.empty((homes, slots)), np.empty((homes, slots))
     merges: list[_Merge] = []
+    alive_pieces = 0  # the most pieces any home's V_t carries
     for t in range(slots):
         all_slopes = np.concatenate([slopes, h.slopes[:, t]], axis=1)
-        order = np.argsort(all_slopes, axis=1)
-        all_slopes = all_slopes[rows, order]
-        all_lengths = np.concatenate([lengths, h.lengths[:, t]], axis=1)[rows, order]
+        width = all_slopes.shape[1]
+        # Dead pieces sort last: keep only as many columns as can be alive.
+        order = np.argsort(all_slopes, axis=1)[:, : alive_pieces + h.slopes.shape[2]]
+        flat = order + rows * width  # one flat index for both gathers: quicker than [rows, order]
+        all_slopes = np.take(all_slopes, flat)
+        all_lengths = np.take(np.concatenate([lengths, h.lengths[:, t]], axis=1), flat)
         from_slot = order >= slopes.shape[1]
         start = start + h.start[:, t]
         value = value + h.value[:, t]
@@ -231,7 +235,10 @@ def _optimal_soc(b: Batch, h: _SlotFunctions) -> tuple[Matrix, Vector, Mask]:
         value = value + (all_slopes * np.clip(low[:, None] - begins, 0, all_lengths)).sum(axis=1)
         kept = np.clip(np.minimum(ends, high[:, None]) - np.maximum(begins, low[:, None]), 0, None)
         start = np.minimum(np.maximum(start, low), high)
-        slopes, lengths = _kept_run(all_slopes, kept, rows)
+        alive = kept > _ALIVE_KWH
+        slopes = np.where(alive, all_slopes, _DEAD_SLOPE)
+        lengths = np.where(alive, kept, 0.0)
+        alive_pieces = int(np.count_nonzero(alive, axis=1).max())
     band_low = np.repeat(b.soc_min[:, None], slots, axis=1)
     band_low[:, -1] = b.terminal
     tol = 1e-9
@@ -246,22 +253,6 @@ def _optimal_soc(b: Batch, h: _SlotFunctions) -> tuple[Matrix, Vector, Mask]:
     for t in range(slots - 1, 0, -1):
         soc[:, t - 1] = soc[:, t] - _slot_change(merges[t], h.start[:, t], soc[:, t])
     return soc, optimum, feasible
-
-
-def _kept_run(slopes: Matrix, kept: Matrix, rows: npt.NDArray[np.intp]) -> tuple[Matrix, Matrix]:
-    """The pieces that still carry energy after clipping, moved to the front of each row."""
-    alive: Mask = np.greater(kept, _ALIVE_KWH)
-    width = alive.shape[1]
-    any_alive: Mask = alive.max(axis=1)
-    first = np.argmax(alive, axis=1)
-    last = np.where(any_alive, width - 1 - np.argmax(alive[:, ::-1], axis=1), first)
-    run = max(int((last - first).max()) + 1, 1)
-    index = first[:, None] + np.arange(run)
-    inside = (index <= last[:, None]) & any_alive[:, None]
-    index = np.minimum(index, width - 1)
-    run_lengths = np.where(inside, kept[rows, index], 0.0)
-    run_slopes = np.where(inside & (run_lengths > 0), slopes[rows, index], _DEAD_SLOPE)
-    return run_slopes, run_lengths
 
 
 def _slot_change(merge: _Merge, start_h: Vector, soc: Vector) -> Vector:
