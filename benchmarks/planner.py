@@ -306,8 +306,8 @@ def report(size: int, sample_size: int, seed: int, ev: bool) -> None:
     print(f"\n{size} homes, {kind} (references on {len(sample)}):")
     print(f"  ours (cached, warm HiGHS)  {our_rate:9.0f} homes/s  1.00x")
     print(
-        f"  fast (auto)                {fast_rate:9.0f} homes/s  {fast_rate / our_rate:5.2f}x "
-        f"faster than ours  ({100 * share:.1f} % of homes planned fast, the rest HiGHS)"
+        f"  fast (auto)                {fast_rate:9.0f} homes/s  {fast_rate / our_rate:5.2f}x ours "
+        f"({100 * share:.1f} % of homes planned fast, the rest by HiGHS)"
     )
     if size >= 1000:  # starting worker processes costs seconds: pointless for a street
         _wall_clock_comparison(scenario, "auto" if share else "highs")
