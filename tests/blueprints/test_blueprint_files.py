@@ -23,7 +23,7 @@ RAW_URL = "https://raw.githubusercontent.com/fractal-node/fractal-node/main/"
 OUR_INPUTS = {
     "run_when_cheap_or_sunny": {"plan_calendar", "export_sensor"},
     "charge_car_for_departure": {"ev_charger"},
-    "flexibility_event": {"plan_source", "devices"},
+    "flexibility_event": {"devices"},
     "surplus_to_hot_water": {"immersion", "export_sensor"},
     "low_carbon_window": set(),
     "hydro_guardian": {"level_sensor"},

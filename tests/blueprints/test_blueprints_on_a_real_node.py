@@ -185,7 +185,7 @@ async def test_a_sunny_surplus_is_a_good_time_too_once_a_day(
 
 def flexibility_inputs(**extra: Any) -> dict[str, Any]:
     return {
-        "plan_source": PLAN_SOURCE,
+        "event_signal": PLAN_SOURCE,
         "delivered_energy": EXPORTED,
         "notify_action": "notify.mobile_app_phone",
         **extra,
@@ -199,23 +199,31 @@ def opt_out_button(notification: ServiceCall) -> str:
     return action
 
 
+@pytest.mark.parametrize(
+    ("signal", "running", "over"),
+    [
+        (PLAN_SOURCE, "dso", "aggregator"),  # the node's Plan source: a DSO event's plan
+        ("binary_sensor.street_flex_event", "on", "off"),  # the community's own announcement
+    ],
+)
 async def test_a_flexibility_event_ends_with_thanks_for_the_energy_delivered(
-    blueprint_hass: HomeAssistant,
+    blueprint_hass: HomeAssistant, signal: str, running: str, over: str
 ) -> None:
     hass = blueprint_hass
     phone = capture_notifications(hass, "mobile_app_phone")
     overrides = capture_overrides(hass)
-    await set_state(hass, PLAN_SOURCE, "aggregator")
+    await set_state(hass, signal, over)
     await set_state(hass, EXPORTED, 1520.4, unit_of_measurement="kWh", device_class="energy")
-    await automation_from(hass, "flexibility_event", **flexibility_inputs(devices=["a-device"]))
+    inputs = flexibility_inputs(devices=["a-device"], event_signal=signal, event_state=running)
+    await automation_from(hass, "flexibility_event", **inputs)
 
-    hass.states.async_set(PLAN_SOURCE, "dso")
+    hass.states.async_set(signal, running)
     await until(lambda: len(phone) == 1)
     assert phone[0].data["title"] == "Your community is helping the network"
     assert opt_out_button(phone[0]).startswith("FRACTAL_OPT_OUT_")
 
     hass.states.async_set(EXPORTED, "1522.95", {"unit_of_measurement": "kWh"})
-    hass.states.async_set(PLAN_SOURCE, "aggregator")  # the event is over
+    hass.states.async_set(signal, over)  # the event is over
     await until(lambda: len(phone) == 2)
 
     assert phone[1].data["title"] == "Thank you!"
