@@ -42,7 +42,8 @@ Mask = npt.NDArray[np.bool_]
 
 _DEAD_SLOPE = 1e30  # sorts a zero-length piece to the end, where it is trimmed
 _ALIVE_KWH = 1e-12  # pieces shorter than this carry no energy worth keeping
-# The recovered plan's cost must match the dynamic programme's value to this (relative) margin.
+# The plan's cost must match its SoC path's cost in the one-dimensional model to this (relative)
+# margin.
 CERTIFICATE_TOLERANCE = 1e-7
 
 
@@ -197,8 +198,8 @@ class _Merge:
     from_slot: Mask  # the piece came from H_t (not from V_{t-1})
 
 
-def _optimal_soc(b: Batch, h: _SlotFunctions) -> tuple[Matrix, Vector, Mask]:
-    """SoC at each slot end, the optimal cost and which homes were feasible.
+def _optimal_soc(b: Batch, h: _SlotFunctions) -> tuple[Matrix, Mask]:
+    """SoC at each slot end and which homes were feasible.
 
     ``V_t``, the least cost of reaching each SoC at the end of slot ``t``, is kept as a start,
     its value there and pieces (slope, length) sorted by slope. ``V_{t-1}`` infimal-convolved
@@ -208,7 +209,6 @@ def _optimal_soc(b: Batch, h: _SlotFunctions) -> tuple[Matrix, Vector, Mask]:
     homes, slots = b.load.shape
     rows = np.arange(homes)[:, None]
     start: Vector = b.soc0.copy()
-    value: Vector = np.zeros(homes)
     slopes: Matrix = np.full((homes, 1), _DEAD_SLOPE)
     lengths: Matrix = np.zeros((homes, 1))
     # Where each V_t's domain begins and ends before clipping: it must meet the band.
@@ -225,14 +225,12 @@ def _optimal_soc(b: Batch, h: _SlotFunctions) -> tuple[Matrix, Vector, Mask]:
         all_lengths = np.take(np.concatenate([lengths, h.lengths[:, t]], axis=1), flat)
         from_slot = order >= slopes.shape[1]
         start = start + h.start[:, t]
-        value = value + h.value[:, t]
         ends = start[:, None] + np.cumsum(all_lengths, axis=1)
         merges.append(_Merge(start, ends, all_lengths, from_slot))
         low = b.terminal if t == slots - 1 else b.soc_min
         high = b.soc_max
         lowest[:, t], highest[:, t] = start, ends[:, -1]
         begins = ends - all_lengths
-        value = value + (all_slopes * np.clip(low[:, None] - begins, 0, all_lengths)).sum(axis=1)
         kept = np.clip(np.minimum(ends, high[:, None]) - np.maximum(begins, low[:, None]), 0, None)
         start = np.minimum(np.maximum(start, low), high)
         alive = kept > _ALIVE_KWH
@@ -249,10 +247,19 @@ def _optimal_soc(b: Batch, h: _SlotFunctions) -> tuple[Matrix, Vector, Mask]:
     downhill = np.where(slopes < 0, lengths, 0.0)
     soc = np.empty((homes, slots))
     soc[:, -1] = start + downhill.sum(axis=1)
-    optimum = value + (np.minimum(slopes, 0.0) * lengths).sum(axis=1)
     for t in range(slots - 1, 0, -1):
         soc[:, t - 1] = soc[:, t] - _slot_change(merges[t], h.start[:, t], soc[:, t])
-    return soc, optimum, feasible
+    return soc, feasible
+
+
+def _path_cost(h: _SlotFunctions, soc: Matrix, soc0: Vector) -> Vector:
+    """``sum_t H_t(s_t - s_{t-1})``: what the SoC path costs in the one-dimensional model."""
+    change = np.diff(soc, axis=1, prepend=soc0[:, None])
+    position = (change - h.start)[..., None]
+    ends = np.cumsum(h.lengths, axis=2)
+    used = np.clip(position - (ends - h.lengths), 0, h.lengths)
+    slopes = np.where(h.lengths > _ALIVE_KWH, h.slopes, 0.0)
+    return np.asarray((h.value + (slopes * used).sum(axis=2)).sum(axis=1))
 
 
 def _slot_change(merge: _Merge, start_h: Vector, soc: Vector) -> Vector:
@@ -369,8 +376,9 @@ def solve(b: Batch) -> Result:
     prices pass the penalty for a short terminal SoC are not certified.
     """
     h = _slot_functions(b)
-    soc, optimum, feasible = _optimal_soc(b, h)
+    soc, feasible = _optimal_soc(b, h)
     flows = _flows(b, soc)
+    optimum = _path_cost(h, soc, b.soc0)
     cost = (
         (flows["imp"] * b.imp_price - flows["exp"] * b.exp_price).sum(axis=1)
         + b.cycle * flows["dis"].sum(axis=1)
