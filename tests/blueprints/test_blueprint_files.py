@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from homeassistant.components.automation.config import AUTOMATION_BLUEPRINT_SCHEMA
@@ -84,3 +85,16 @@ def _restricted_to_fractal_node(spec: dict[str, Any]) -> bool:
         assert all(named) or not any(named), f"{spec['name']}: mixed filters"
         return bool(named) and all(named)
     return False
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda path: path.stem)
+def test_the_blueprints_page_has_its_import_button_and_every_input(path: Path) -> None:
+    page = (REPOSITORY_ROOT / "docs" / "blueprints.md").read_text()
+    loaded = blueprint(path)
+
+    assert f"## {loaded.name}\n" in page
+    section = page.split(f"## {loaded.name}\n")[1].split("\n## ")[0]
+    import_url = "https://my.home-assistant.io/redirect/blueprint_import/?blueprint_url="
+    assert import_url + quote(loaded.metadata["source_url"], safe="") in section
+    for spec in loaded.inputs.values():
+        assert spec["name"] in section, f"{spec['name']} is not described"
