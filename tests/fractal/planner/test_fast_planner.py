@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fractal.planner import Planner, parse_scenario
-from fractal.planner.parallel import plan_homes
+from fractal.planner.parallel import PlannerPool, plan_homes
 from fractal.planner.scenario import Scenario
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -128,12 +128,12 @@ def test_homes_the_fast_solver_cannot_prove_are_planned_by_highs() -> None:
     assert "highs" in negative  # wasting energy in the battery pays: no certificate
 
 
-def _ev_home() -> dict[str, Any]:
+def _ev_home(slots: int = 4) -> dict[str, Any]:
     return home(
         "ev",
-        load=[1.0] * 4,
-        imp=[10.0] * 4,
-        exp=[5.0] * 4,
+        load=[1.0] * slots,
+        imp=[10.0] * slots,
+        exp=[5.0] * slots,
         battery=battery(),
         ev={
             "arrival": "2026-11-22T00:00:00Z",
@@ -235,3 +235,24 @@ def test_worker_processes_plan_fast_too() -> None:
     assert "fast" in {plan.solver for plan in spread}
     for ours, optimum in zip(spread, here, strict=True):
         assert ours.cost_p == pytest.approx(optimum.cost_p, rel=1e-6, abs=1e-6)
+
+
+def test_a_pool_of_workers_plans_fleet_after_fleet() -> None:
+    """Covered homes travel as arrays, the EV home as a home to HiGHS; workers stay up."""
+    first, second = _fleet(8, 120, 24, 3600), _fleet(9, 120, 24, 3600)
+    with_ev = parse_scenario(
+        scenario(
+            *[home_.model_dump(mode="json") for home_ in first.homes],
+            _ev_home(24),
+            step_seconds=3600,
+        )
+    )
+    with PlannerPool(2, method="auto") as pool:
+        for fleet in (with_ev, second):
+            spread = pool.plan(fleet)
+            here = Planner(method="highs").plan_scenario(fleet)
+            assert [plan.home_id for plan in spread] == [home_.id for home_ in fleet.homes]
+            assert {"fast", "highs"} <= {plan.solver for plan in spread}
+            for ours, optimum in zip(spread, here, strict=True):
+                assert ours.cost_p == pytest.approx(optimum.cost_p, rel=1e-6, abs=1e-6)
+                assert ours.status.kind == optimum.status.kind

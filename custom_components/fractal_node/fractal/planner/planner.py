@@ -140,7 +140,7 @@ class Planner:
         adders = list(grid_price_adders or [None] * len(homes))
         plans: list[HomePlan | None] = [None] * len(homes)
         if self.method != "highs":
-            covered = self._covered(scenario, homes)
+            covered = self.covered(scenario, homes)
             if self.method == "fast" or len(covered) >= FAST_MIN_HOMES:
                 for first in range(0, len(covered), FAST_BATCH):
                     chunk = covered[first : first + FAST_BATCH]
@@ -176,7 +176,7 @@ class Planner:
             return self.plan_homes(scenario, [home], [grid_price_adder])[0]
         return self._plan_highs(scenario, home, grid_price_adder, grid_cap_kw)
 
-    def _covered(self, scenario: Scenario, homes: Sequence[Home]) -> list[int]:
+    def covered(self, scenario: Scenario, homes: Sequence[Home]) -> list[int]:
         """The homes the fast solver covers; with ``fast``, no other may be asked for."""
         covered = []
         for index, home in enumerate(homes):
@@ -196,34 +196,10 @@ class Planner:
     ) -> None:
         """Plan ``homes`` (all covered) in one numpy batch; proven plans go into ``plans``."""
         started = time.perf_counter()
-        batch = _fast_batch(scenario, homes, adders)
+        batch = fast_batch(scenario, homes, adders)
         result = fast.solve(batch)
-        import_p = np.array([home.import_p_per_kwh for home in homes], dtype=np.float64)
-        export_p = np.array([home.export_p_per_kwh for home in homes], dtype=np.float64)
-        cost = (
-            (result.imp * import_p - result.exp * export_p).sum(axis=1)
-            + batch.cycle * result.dis.sum(axis=1)
-        ) * scenario.step_hours
         seconds = (time.perf_counter() - started) / len(homes)
-        zeros = np.zeros(scenario.slots)
-        for i, home in enumerate(homes):
-            if result.certified[i]:
-                plans[i] = HomePlan(
-                    home_id=home.id,
-                    status=PlanStatus("optimal"),
-                    cost_p=float(cost[i]),
-                    import_kw=result.imp[i],
-                    export_kw=result.exp[i],
-                    charge_kw=result.ch[i],
-                    discharge_kw=result.dis[i],
-                    soc_kwh=result.soc[i],
-                    pv_used_kw=result.pv[i],
-                    ev_kw=zeros,
-                    shed_kw=zeros,
-                    solve_seconds=seconds,
-                    iterations=0,
-                    solver="fast",
-                )
+        plans[:] = fast_plans(scenario, homes, batch, result, seconds)
 
     def _plan_highs(
         self,
@@ -240,7 +216,45 @@ class Planner:
         return _to_plan(scenario, home, solution, _status(scenario, home, solution))
 
 
-def _fast_batch(
+def fast_plans(
+    scenario: Scenario,
+    homes: Sequence[Home],
+    batch: fast.Batch,
+    result: fast.Result,
+    seconds_per_home: float,
+) -> list[HomePlan | None]:
+    """The fast solver's plans for ``homes``: ``None`` where it has no proof (HiGHS's turn)."""
+    import_p = np.array([home.import_p_per_kwh for home in homes], dtype=np.float64)
+    export_p = np.array([home.export_p_per_kwh for home in homes], dtype=np.float64)
+    cost = (
+        (result.imp * import_p - result.exp * export_p).sum(axis=1)
+        + batch.cycle * result.dis.sum(axis=1)
+    ) * scenario.step_hours
+    zeros = np.zeros(scenario.slots)
+    return [
+        HomePlan(
+            home_id=home.id,
+            status=PlanStatus("optimal"),
+            cost_p=float(cost[i]),
+            import_kw=result.imp[i],
+            export_kw=result.exp[i],
+            charge_kw=result.ch[i],
+            discharge_kw=result.dis[i],
+            soc_kwh=result.soc[i],
+            pv_used_kw=result.pv[i],
+            ev_kw=zeros,
+            shed_kw=zeros,
+            solve_seconds=seconds_per_home,
+            iterations=0,
+            solver="fast",
+        )
+        if result.certified[i]
+        else None
+        for i, home in enumerate(homes)
+    ]
+
+
+def fast_batch(
     scenario: Scenario, homes: Sequence[Home], adders: Sequence[Vector | None]
 ) -> fast.Batch:
     """The fast solver's arrays for ``homes``, built a field at a time (not a home at a time)."""
