@@ -64,7 +64,10 @@ def _number(low: float, high: float, step: float, unit: str = "") -> vol.All:
     config = NumberSelectorConfig(min=low, max=high, step=step, mode=NumberSelectorMode.BOX)
     if unit:
         config["unit_of_measurement"] = unit
-    return vol.All(NumberSelector(config), vol.Coerce(float))
+    # The selector gives floats (3000.0); a whole-step limit is stored as the int the
+    # envelope's model requires, or the node would refuse its own configuration at set-up.
+    whole = float(step).is_integer()
+    return vol.All(NumberSelector(config), vol.Coerce(int) if whole else vol.Coerce(float))
 
 
 UNIT_ID = vol.All(
