@@ -62,5 +62,6 @@ def test_the_shots_are_the_guides_images() -> None:
         "ha-device.png",
         "ha-integration.png",
         "ha-blueprints.png",
+        "ha-calendar.png",
     ]
     assert taken[0].path == "/config/devices/device/abc123"
