@@ -495,7 +495,7 @@ class HomeModel:
         """
         started = time.perf_counter()
         self._load(data)
-        self._highs.setOptionValue("time_limit", self.time_limit_s)
+        self._set_time_limit(self.time_limit_s)
         solution = self._run()
         pays_both = data.export_value > data.import_cost + 1e-12
         for _ in range(4):
@@ -508,13 +508,19 @@ class HomeModel:
             fixed = solution.directions_fixed + int(both.sum())
             passes = solution.passes + 1
             left = self.time_limit_s - (time.perf_counter() - started)
-            self._highs.setOptionValue("time_limit", max(left, 1e-6))
+            self._set_time_limit(max(left, 1e-6))
             solution = self._run()
             solution.directions_fixed, solution.passes = fixed, passes
         solution.seconds = time.perf_counter() - started
         if solution.solved:
             _net_meter(solution)
         return solution
+
+    def _set_time_limit(self, seconds: float) -> None:
+        """Allow the next run ``seconds``: HiGHS's limit counts its run clock, which keeps
+        running from one solve of a re-used model to the next (without this, a model stops
+        solving for good once its solves add up to the limit)."""
+        self._highs.setOptionValue("time_limit", self._highs.getRunTime() + seconds)
 
     def _fix_directions(self, slots: npt.NDArray[np.bool_], solution: Solution) -> None:
         exporting = solution.exp >= solution.imp
