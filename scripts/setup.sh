@@ -21,6 +21,7 @@ install_system_packages() {
   command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
   command -v socat >/dev/null 2>&1 || missing+=(socat)  # serial (pty) links in the Modbus tests
   command -v cbc >/dev/null 2>&1 || missing+=(coinor-cbc)  # the PuLP + CBC reference in benchmarks/
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # browser tests of the dashboards
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing system packages: ${missing[*]}"
