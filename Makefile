@@ -45,4 +45,4 @@ docs: setup
 	$(VENV)/mkdocs serve -a 127.0.0.1:8000
 
 clean:
-	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv .venv-sam .mypy_cache .mypy_path .ruff_cache .pytest_cache aggregator_cloud/.aws-sam
