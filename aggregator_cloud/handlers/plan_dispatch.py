@@ -133,12 +133,40 @@ class NodeDispatch:
 
 
 @dataclass(frozen=True)
+class EventDispatch:
+    """What the plans written for one flexibility event deliver (event_dispatch.py)."""
+
+    event: str
+    direction: str
+    requested_kw: float
+    nodes: tuple[str, ...] = ()
+    """The nodes planned together for the event (plans with source dso)."""
+    slot_starts: tuple[str, ...] = ()
+    """The start of each of the event's slots in the plans (UTC ISO-8601)."""
+    baseline_kw: tuple[float, ...] = ()
+    """The group's planned net import per slot without the event, kW."""
+    planned_kw: tuple[float, ...] = ()
+    """The group's planned net import per slot with the event, kW."""
+    delivered_kw: tuple[float, ...] = ()
+    """baseline - planned per slot: what the group's plans deliver, kW."""
+    deliverable_kw: float = 0.0
+    """What the group delivers over the whole window: the smallest slot's, at most the
+    request, kW."""
+    delivered_kwh: float = 0.0
+    """The energy delivered in the window, each slot counted up to the request, kWh."""
+    met: bool = False
+    status: str = ""
+
+
+@dataclass(frozen=True)
 class DispatchResult:
     """What one `dispatch_plans` call did, node by node (like a HandlerResult, JSON-ready)."""
 
     nodes: tuple[NodeDispatch, ...] = ()
     problems: tuple[str, ...] = ()
     """Problems of the call as a whole (e.g. inputs that cover no time from now)."""
+    events: tuple[EventDispatch, ...] = ()
+    """Per flexibility event planned (`dispatch_event_plans`): what its plans deliver."""
 
     @property
     def written(self) -> tuple[str, ...]:
