@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import voluptuous as vol
 from homeassistant.components import mqtt
-from homeassistant.config_entries import ConfigSubentryFlow, SubentryFlowResult
+from homeassistant.config_entries import SubentryFlowResult
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import callback
 from homeassistant.helpers.selector import (
@@ -32,7 +32,7 @@ from homeassistant.helpers.selector import (
 )
 from homeassistant.util.ssl import client_context
 
-from .const import CONF_ROLE, Role
+from .const import CONF_ROLE
 from .fractal.link_settings import valid_host
 from .fractal.meters.broker import DEFAULT_MQTT_PORT, BrokerError, discover_devices, state_device
 from .fractal.meters.glow import STATE_SUBSCRIPTION, GlowDevice
@@ -45,7 +45,7 @@ from .glow_mqtt import (
     glow_unique_id,
     ha_mqtt_available,
 )
-from .meter_entities import METER_ROLES
+from .meter_flow import ROLE_SCHEMA, MeterSubentryFlow
 
 # How long the flow listens for the CADs' STATE messages (a CAD sends one about every 10 s).
 DISCOVERY_SECONDS: Final = 12.0
@@ -79,11 +79,9 @@ BROKER_SCHEMA = vol.Schema(
         vol.Required(CONF_TLS, default=False): BooleanSelector(),
     }
 )
-ROLE = SelectSelector(SelectSelectorConfig(options=list(METER_ROLES), translation_key="meter_role"))
-ROLE_SCHEMA = vol.Schema({vol.Required(CONF_ROLE, default=Role.GRID_METER.value): ROLE})
 
 
-class GlowMqttSubentryFlow(ConfigSubentryFlow):
+class GlowMqttSubentryFlow(MeterSubentryFlow):
     """Add a Hildebrand Glow CAD publishing to a local MQTT broker."""
 
     def __init__(self) -> None:
@@ -156,30 +154,6 @@ class GlowMqttSubentryFlow(ConfigSubentryFlow):
             description_placeholders={"found": str(len(self._found))},
         )
 
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Change what the meter is to the node."""
-        subentry = self._get_reconfigure_subentry()
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            if self._grid_meter_taken(user_input[CONF_ROLE], subentry.subentry_id):
-                errors[CONF_ROLE] = "grid_meter_taken"
-            else:
-                return self.async_update_and_abort(
-                    self._get_entry(),
-                    subentry,
-                    data={**subentry.data, CONF_ROLE: user_input[CONF_ROLE]},
-                )
-        return self.async_show_form(
-            step_id="reconfigure",
-            data_schema=self.add_suggested_values_to_schema(
-                ROLE_SCHEMA, user_input or subentry.data
-            ),
-            errors=errors,
-            description_placeholders={"device": subentry.title},
-        )
-
     def _device_schema(self) -> vol.Schema:
         if self._found:
             options = [
@@ -200,15 +174,6 @@ class GlowMqttSubentryFlow(ConfigSubentryFlow):
     def _configured(self, device_id: str) -> bool:
         unique_id = glow_unique_id(device_id)
         return any(sub.unique_id == unique_id for sub in self._get_entry().subentries.values())
-
-    def _grid_meter_taken(self, role: str, except_subentry: str | None = None) -> bool:
-        """Two grid meters would count the grid twice in the node's power flows."""
-        if role != Role.GRID_METER:
-            return False
-        return any(
-            sub.data.get(CONF_ROLE) == Role.GRID_METER and subentry_id != except_subentry
-            for subentry_id, sub in self._get_entry().subentries.items()
-        )
 
     async def _async_discover_through_ha(self) -> dict[str, GlowDevice]:
         found: dict[str, GlowDevice] = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 import voluptuous as vol
-from homeassistant.config_entries import ConfigSubentryFlow, SubentryFlowResult
+from homeassistant.config_entries import SubentryFlowResult
 from homeassistant.helpers.selector import (
     SelectOptionDict,
     SelectSelector,
@@ -22,10 +22,10 @@ from homeassistant.helpers.selector import (
     TextSelector,
 )
 
-from .const import CONF_ROLE, Role
+from .const import CONF_ROLE
 from .fractal.zigbee import MeterCandidate, meter_candidates
 from .fractal.zigbee.stick import StickError, port_in_use, probe_ezsp
-from .meter_entities import METER_ROLES
+from .meter_flow import ROLE_SCHEMA, MeterSubentryFlow
 from .zigbee_meter import (
     CONF_CLUSTERS,
     CONF_IEEE,
@@ -37,12 +37,10 @@ from .zigbee_meter import (
 )
 
 CONF_PATH: Final = "path"
-ROLE = SelectSelector(SelectSelectorConfig(options=list(METER_ROLES), translation_key="meter_role"))
-ROLE_SCHEMA = vol.Schema({vol.Required(CONF_ROLE, default=Role.GRID_METER.value): ROLE})
 STICK_SCHEMA = vol.Schema({vol.Required(CONF_PATH): TextSelector()})
 
 
-class ZigbeeMeterSubentryFlow(ConfigSubentryFlow):
+class ZigbeeMeterSubentryFlow(MeterSubentryFlow):
     """Add a Zigbee clamp meter or smart plug of ZHA's network."""
 
     def __init__(self) -> None:
@@ -108,30 +106,6 @@ class ZigbeeMeterSubentryFlow(ConfigSubentryFlow):
             description_placeholders=placeholders,
         )
 
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Change what the meter is to the node."""
-        subentry = self._get_reconfigure_subentry()
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            if self._grid_meter_taken(user_input[CONF_ROLE], subentry.subentry_id):
-                errors[CONF_ROLE] = "grid_meter_taken"
-            else:
-                return self.async_update_and_abort(
-                    self._get_entry(),
-                    subentry,
-                    data={**subentry.data, CONF_ROLE: user_input[CONF_ROLE]},
-                )
-        return self.async_show_form(
-            step_id="reconfigure",
-            data_schema=self.add_suggested_values_to_schema(
-                ROLE_SCHEMA, user_input or subentry.data
-            ),
-            errors=errors,
-            description_placeholders={"device": subentry.title},
-        )
-
     def _async_create(self, candidate: MeterCandidate, role: str) -> SubentryFlowResult:
         return self.async_create_entry(
             title=candidate.title,
@@ -160,12 +134,3 @@ class ZigbeeMeterSubentryFlow(ConfigSubentryFlow):
     def _configured(self, ieee: str) -> bool:
         unique_id = zigbee_unique_id(ieee)
         return any(sub.unique_id == unique_id for sub in self._get_entry().subentries.values())
-
-    def _grid_meter_taken(self, role: str, except_subentry: str | None = None) -> bool:
-        """Two grid meters would count the grid twice in the node's power flows."""
-        if role != Role.GRID_METER:
-            return False
-        return any(
-            sub.data.get(CONF_ROLE) == Role.GRID_METER and subentry_id != except_subentry
-            for subentry_id, sub in self._get_entry().subentries.items()
-        )
