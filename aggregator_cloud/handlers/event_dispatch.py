@@ -20,8 +20,10 @@ flexibility events (`fractal.flex_event.v1`) that reach into the planning horizo
 * A turn-up (more import) is not planned: the planner's fleet coordination caps import and has
   no floor yet. The event's answer says so and its nodes are planned as usual.
 
-Only the nodes the call is given take part: callers pass every node of the group together
-(the local scheduler plans the whole fleet when an event is stored).
+Only the nodes the call is given take part: callers pass every node of a group together
+(`with_event_groups` widens a call to whole groups; the local scheduler plans the whole fleet
+when an event is stored). An event none of the call's nodes belongs to is answered with
+`NO_MEMBERS` and no nodes.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from .plan_dispatch import (
 LOGGER = logging.getLogger(__name__)
 
 ENDED = (FlexStatus.CANCELLED, FlexStatus.COMPLETED)
+NO_MEMBERS = "not planned: no node of this dispatch in the group could be planned"
 TAG_PREFIX = "flex_event:"
 """The planner tag that marks an event's members (an event's group may name several tags,
 the planner's event one)."""
@@ -88,7 +91,7 @@ def dispatch_event_plans(
     if grouped:
         group_done, group_answers = _dispatch_group(
             grouped,
-            turn_down,
+            [event for event in turn_down if members[event.id]],
             members,
             grid,
             fleet=fleet,
@@ -98,8 +101,7 @@ def dispatch_event_plans(
         )
         done.extend(group_done)
         answers.extend(group_answers)
-    else:
-        answers.extend(_answer(event, (), None) for event in turn_down)
+    answers.extend(_answer(event, (), None) for event in turn_down if not members[event.id])
     order = {node: index for index, node in enumerate(node_ids)}
     nodes = sorted((*result.nodes, *done), key=lambda entry: order[entry.node])
     return DispatchResult(tuple(nodes), result.problems, tuple(answers))
@@ -289,7 +291,7 @@ def _answer(
     group = [i for i, home in enumerate(homes) if tag in home.tags]
     base = EventDispatch(event=event.id, direction=str(event.direction), requested_kw=requested_kw)
     if planned is None or not group:
-        return replace(base, status="not planned: no node of the group could be planned")
+        return replace(base, status=NO_MEMBERS)
     scenario, baseline, plans = planned
     window = event_slots(scenario, _window(event)) > 0
     before = np.sum([baseline[i].grid_kw for i in group], axis=0)[window]
@@ -324,3 +326,25 @@ def _not_planned(event: FlexibilityEvent) -> EventDispatch:
 
 def _rounded(values: Any) -> tuple[float, ...]:
     return tuple(round(float(value), 3) for value in values)
+
+
+def with_event_groups(
+    node_ids: Sequence[str],
+    events: Sequence[FlexibilityEvent],
+    fleet: PlanningFleet,
+    now: datetime,
+) -> list[str]:
+    """`node_ids` and, for each turn-down event under way or ahead that holds one of them,
+    every other plannable node of its group: a group is always planned together (a node
+    re-planned alone for a deviation would otherwise drop its share of the event)."""
+    live = [e for e in events if e.direction is FlexDirection.DOWN and e.status not in ENDED]
+    live = [e for e in live if e.end > now]
+    if not live:
+        return list(node_ids)
+    everyone = list(fleet.plannable_nodes())
+    groups = _members(everyone, live, fleet)
+    wanted = set(node_ids)
+    for members in groups.values():
+        if wanted & set(members):
+            wanted |= set(members)
+    return [*node_ids, *(node for node in everyone if node in wanted and node not in node_ids)]

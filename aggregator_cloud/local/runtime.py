@@ -27,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
+from aggregator_cloud.reports.events import stored_events
 from aggregator_cloud.views import load_intensity
 
 from .broker import Broker, BrokerError, BrokerSettings
@@ -180,7 +181,11 @@ def _plan_scheduler(
     once the iot-data REST API it writes plans through is up."""
     layout.inputs_dir.mkdir(mode=0o700, exist_ok=True)
     scheduler = PlanScheduler(
-        fleet.store, InputsFolder(layout.inputs_dir), layout.planning_status, settings
+        fleet.store,
+        InputsFolder(layout.inputs_dir),
+        layout.planning_status,
+        settings,
+        events=lambda: stored_events(fleet.store),  # POST /api/flex-events stores them
     )
     fleet.dispatcher.on_event = scheduler.on_event
     return scheduler

@@ -10,6 +10,10 @@ It plans, through the very handler the AWS Lambdas call:
   A file that cannot be used is refused with every reason (logged, and in
   `DATA/planning.json`) and its previous content is kept, so a half-written or broken file
   never takes the plans down;
+* every node, within `inputs_check_s` of a flexibility event being stored or changed
+  (`events`, the fleet store's `POST /api/flex-events`): the nodes of an event's group are
+  planned together for it (`dispatch_event_plans`, plans with source dso), and what each
+  event's plans deliver is kept in `DATA/planning.json` under `events` (by event id);
 * one node, within a second of a rule event that calls for it (`nodes_to_replan`: a new
   deviation, a re-plan request, a new descriptor, an expired plan). Re-plans for deviations
   are limited to one per node per `deviation_cooldown_s`: a node whose forecast is simply
@@ -28,20 +32,21 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 import boto3  # type: ignore[import-untyped]  # no stubs in the environment
 from fractal.planner import Planner
+from fractal.protocol import FlexibilityEvent
 
 from aggregator_cloud.handlers import HandlerResult
+from aggregator_cloud.handlers.event_dispatch import dispatch_event_plans, with_event_groups
 from aggregator_cloud.handlers.plan_dispatch import (
     DispatchResult,
     IotDataPlanShadows,
     PlanShadows,
-    dispatch_plans,
     replan_reasons,
 )
 from aggregator_cloud.planning.inputs import (
@@ -59,6 +64,7 @@ SETTLE_S: Final = 0.2
 """Events arriving together (a snapshot and an ack) are planned in one dispatch."""
 
 Clock = Callable[[], datetime]
+StoredEvents = Callable[[], Sequence[FlexibilityEvent]]
 
 
 @dataclass(frozen=True)
@@ -184,7 +190,8 @@ class ReplanQueue:
 
 
 class PlanScheduler:
-    """Decides when to plan whom; runs `dispatch_plans` in a worker thread."""
+    """Decides when to plan whom; runs `dispatch_event_plans` (`dispatch_plans` with the
+    stored flexibility events) in a worker thread."""
 
     def __init__(
         self,
@@ -193,8 +200,13 @@ class PlanScheduler:
         status_file: Path,
         settings: ScheduleSettings | None = None,
         clock: Clock | None = None,
+        *,
+        events: StoredEvents | None = None,
     ) -> None:
         self._fleet = RegistryFleet(records)
+        self._stored_events = events or (lambda: ())
+        self._events: tuple[FlexibilityEvent, ...] = ()
+        self._event_outcomes: dict[str, dict[str, Any]] = {}
         self._inputs = inputs
         self._status_file = status_file
         self.settings = settings or ScheduleSettings()
@@ -246,13 +258,22 @@ class PlanScheduler:
     async def _round(self, next_round: datetime, shadows: PlanShadows) -> datetime:
         """Plan whoever is due; the time of the next scheduled round."""
         changed = await asyncio.to_thread(self._inputs.refresh)
+        new_events = await asyncio.to_thread(self._refresh_events)
         now = self._clock()
-        if changed or now >= next_round:
+        if changed or new_events or now >= next_round:
             reason = "inputs changed" if changed else "schedule"
+            reason = "flexibility event" if new_events and not changed else reason
             next_round = now + timedelta(seconds=self.settings.interval_s)
             await self._plan_all(reason, shadows)
         await self._plan_pending(shadows)
         return next_round
+
+    def _refresh_events(self) -> bool:
+        """Read the stored flexibility events; True when they changed."""
+        events = tuple(self._stored_events())
+        changed = events != self._events
+        self._events = events
+        return changed
 
     async def _plan_all(self, reason: str, shadows: PlanShadows) -> None:
         nodes = await asyncio.to_thread(self._fleet.plannable_nodes)
@@ -293,15 +314,20 @@ class PlanScheduler:
             self._write_status(reason, None)
             return
         now = self._clock()
+        events = self._events
+        if events:
+            nodes = await asyncio.to_thread(with_event_groups, nodes, events, self._fleet, now)
         result = await asyncio.to_thread(
-            dispatch_plans,
+            dispatch_event_plans,
             nodes,
+            events=events,
             fleet=self._fleet,
             inputs=inputs,
             shadows=shadows,
             now=now,
             planner=self._planner,
         )
+        self._keep_event_outcomes(result, now)
         self.dispatches += 1
         self.last = result
         LOGGER.info(
@@ -314,6 +340,14 @@ class PlanScheduler:
                 )
         self._write_status(reason, result, now)
 
+    def _keep_event_outcomes(self, result: DispatchResult, now: datetime) -> None:
+        """Each event's latest answer; one that planned no node (a dispatch of other nodes)
+        does not replace one that did."""
+        for answer in result.events:
+            kept = self._event_outcomes.get(answer.event)
+            if answer.nodes or kept is None or not kept["nodes"]:
+                self._event_outcomes[answer.event] = {"at": now.isoformat(), **asdict(answer)}
+
     def _write_status(
         self, reason: str, result: DispatchResult | None, now: datetime | None = None
     ) -> None:
@@ -322,6 +356,7 @@ class PlanScheduler:
             "reason": reason,
             "inputs": {"files": self._inputs.files(), "problems": self._inputs.problems()},
             "dispatch": result.as_dict() if result is not None else None,
+            "events": self._event_outcomes,
         }
         try:
             self._status_file.write_text(json.dumps(status, indent=1) + "\n")

@@ -1,6 +1,8 @@
 """The report pages and downloads (aggregator_cloud/reports, docs/reports.md).
 
     POST /api/flex-events                     store a flexibility event (fractal.flex_event.v1)
+    GET  /api/flex-events/{id}                the event and what the scheduler planned for it
+                                              (`planning`: DATA/planning.json `events`, or null)
     GET  /reports/flexibility                 the delivery report: ?event=&nodes=a,b | tag=k=v |
                                               (none: the event's group), &resolution=10 (min),
                                               &discharge_only=1, &quantity=battery|site,
@@ -30,6 +32,7 @@ from typing import Any, Final, cast
 import jinja2
 import pandas as pd
 from aiohttp import web
+from fractal.protocol import to_jsonable
 from markupsafe import Markup
 
 from aggregator_cloud.reports import export, flexibility, hydro, links, settlement
@@ -68,6 +71,7 @@ def add_report_routes(
         "templates": templates,
     }
     app.router.add_post("/api/flex-events", post_flex_event)
+    app.router.add_get("/api/flex-events/{event}", get_flex_event)
     app.router.add_get("/reports/flexibility", flexibility_report)
     app.router.add_get("/nodes/{node}/settlement", settlement_report)
     app.router.add_get("/nodes/{node}/hydro", hydro_page)
@@ -125,6 +129,28 @@ async def post_flex_event(request: web.Request) -> web.Response:
     except EventConflict as error:
         return web.json_response({"error": str(error)}, status=409)
     return web.json_response({"id": event.id, "created": created}, status=201 if created else 200)
+
+
+async def get_flex_event(request: web.Request) -> web.Response:
+    """The stored event and the scheduler's latest answer for it: the nodes planned, the
+    requested and deliverable kW, per slot (null until the scheduler has planned it)."""
+    event_id = request.match_info["event"]
+    event = await asyncio.to_thread(stored_event, _store(request), event_id)
+    if event is None:
+        return web.json_response({"error": f"no flexibility event {event_id!r}"}, status=404)
+    planned = await asyncio.to_thread(_planned_event, _state(request)["data_dir"], event_id)
+    return web.json_response({"event": to_jsonable(event), "planning": planned})
+
+
+def _planned_event(data_dir: Path, event_id: str) -> Any:
+    """The event's answer in DATA/planning.json (the scheduler rewrites it whole after each
+    dispatch); None when there is none or the file cannot be read."""
+    try:
+        status = json.loads((data_dir / "planning.json").read_text())
+    except (OSError, ValueError):
+        return None
+    events = status.get("events") if isinstance(status, dict) else None
+    return events.get(event_id) if isinstance(events, dict) else None
 
 
 async def flexibility_report(request: web.Request) -> web.Response:
