@@ -20,11 +20,11 @@ for thousands of homes at once in numpy; a backward pass splits each ``s_t`` int
 ``s_{t-1}`` and the slot's change. No discretisation: the result is the LP optimum up to
 rounding.
 
-Each plan comes with a proof or is not used: `solve` checks that it costs what the dynamic
-programme says, and finds prices of stored energy under which it satisfies the LP's optimality
-conditions (`_dual_certificate`), which covers what the one-dimensional model leaves out
-(charging and discharging together, shedding load, the soft terminal SoC); where only PV
-energy may be exported it checks the plan keeps that rule. A home without a proof, or one
+Each plan comes with a proof or is not used: `solve` checks that its flows cost what its SoC path
+costs in the slot functions, and finds prices of stored energy under which it satisfies the
+LP's optimality conditions (`_dual_certificate`), which covers what the one-dimensional model
+leaves out (charging and discharging together, shedding load, the soft terminal SoC); where only
+PV energy may be exported it checks the plan keeps that rule. A home without a proof, or one
 `applies` rules out, is left to HiGHS.
 """
 
