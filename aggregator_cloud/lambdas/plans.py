@@ -8,11 +8,16 @@
   file is checked first: a broken one is refused (logged, nothing queued) and planning goes on
   with the files already there. Then every registered node (a paginated Scan of FLEET_TABLE)
   is queued, PLAN_BATCH_SIZE per message.
-* `worker_handler`: SQS -> `dispatch_plans` for each message's nodes -> each node's `plan`
-  shadow through `iot-data`. A message is reported in `batchItemFailures` (and comes back
-  after the visibility timeout, then goes to the dead-letter queue) when it is not a plan
-  request, when the inputs cannot be read, or when a shadow write failed; a node the planner
-  cannot plan (no descriptor, inputs not covering it) is logged and not retried.
+* `worker_handler`: SQS -> `dispatch_event_plans` for each message's nodes -> each node's
+  `plan` shadow through `iot-data`. The flexibility events under `flex-events/` that have not
+  ended are planned: a message holding a node of an event's group plans the whole group
+  together for it (plans with source dso; the event's answer, what it delivers, is logged).
+  A message is reported in `batchItemFailures` (and comes back after the visibility timeout,
+  then goes to the dead-letter queue) when it is not a plan request, when the inputs cannot
+  be read, or when a shadow write failed; a node the planner cannot plan (no descriptor,
+  inputs not covering it) is logged and not retried. While an event is live, each message
+  with a group member reads the fleet (a Scan) to find the whole group, and a group spread
+  over several messages is planned once per message (the same plan, re-issued).
 
 Shadow rate: AWS IoT allows 20 shadow requests per second per thing; the worker makes two per
 node (read the plan shadow, write it), a node appears once per invocation (duplicates within
@@ -31,14 +36,16 @@ from typing import Any, Final
 from urllib.parse import unquote_plus
 
 from fractal.planner import Planner
+from fractal.protocol import FlexibilityEvent
 
 from aggregator_cloud.handlers import handle_plan_documents
+from aggregator_cloud.handlers.event_dispatch import dispatch_event_plans, with_event_groups
 from aggregator_cloud.handlers.plan_dispatch import (
     PLAN_TIME_LIMIT_S,
     IotDataPlanShadows,
-    dispatch_plans,
 )
 from aggregator_cloud.planning.inputs import InputsError, PlanningInputs, load_inputs, merge_inputs
+from aggregator_cloud.reports.events import InvalidEvent, parse_event
 
 from . import environment
 from .fanout import BadPlanRequest, Reason, enqueue, parse_request
@@ -162,17 +169,25 @@ def worker_handler(event: Any, context: object = None) -> dict[str, Any]:
     now = datetime.now(UTC)
     failures: list[dict[str, str]] = []
     inputs, problems = planning_inputs()
+    events, event_problems = flex_events(now)
+    problems.extend(event_problems)
     planned: set[str] = set()
     for record in records:
         message_id = str(record.get("messageId", "")) if isinstance(record, Mapping) else ""
-        if not _plan_message(record, inputs, planned, now):
+        if not _plan_message(record, inputs, events, planned, now):
             failures.append({"itemIdentifier": message_id})
     if problems:
         LOGGER.error("planning inputs: %s", problems)
     return {"batchItemFailures": failures}
 
 
-def _plan_message(record: object, inputs: PlanningInputs, planned: set[str], now: datetime) -> bool:
+def _plan_message(
+    record: object,
+    inputs: PlanningInputs,
+    events: list[FlexibilityEvent],
+    planned: set[str],
+    now: datetime,
+) -> bool:
     """Plan one message's nodes; False if the message must be received again."""
     try:
         body = record.get("body") if isinstance(record, Mapping) else None
@@ -181,11 +196,23 @@ def _plan_message(record: object, inputs: PlanningInputs, planned: set[str], now
         LOGGER.error("not a plan request (left for the dead-letter queue): %s", error.problems)
         return False
     nodes = [node for node in dict.fromkeys(request.nodes) if node not in planned]
+    if events:  # a group is planned whole: its other nodes join this message's
+        grouped = with_event_groups(nodes, events, fleet(), now)
+        nodes = [node for node in grouped if node not in planned]
     shadows = _RecordingShadows(IotDataPlanShadows(environment.iot_data()))
-    result = dispatch_plans(
-        nodes, fleet=fleet(), inputs=inputs, shadows=shadows, now=now, planner=planner()
+    result = dispatch_event_plans(
+        nodes,
+        events=events,
+        fleet=fleet(),
+        inputs=inputs,
+        shadows=shadows,
+        now=now,
+        planner=planner(),
     )
     planned.update(nodes)
+    for answer in result.events:
+        if answer.nodes:
+            LOGGER.info("flexibility event %s: %s (%s)", answer.event, answer.status, answer)
     for node in result.nodes:
         if not node.written:
             LOGGER.warning("node %s not planned: %s", node.node, node.problems)
@@ -212,6 +239,24 @@ def planning_inputs() -> tuple[PlanningInputs, list[str]]:
         except InputsError as error:
             problems.extend(f"s3://{bucket}/{key} left out: {text}" for text in error.problems)
     return merge_inputs(documents), problems
+
+
+def flex_events(now: datetime) -> tuple[list[FlexibilityEvent], list[str]]:
+    """The flexibility events under `flex-events/` of INPUTS_BUCKET that have not ended; one
+    that is not a valid event is left out with its problems (the API refuses those)."""
+    bucket = environment.required(environment.settings().inputs_bucket, "INPUTS_BUCKET")
+    s3 = environment.s3()
+    events: list[FlexibilityEvent] = []
+    problems: list[str] = []
+    for key in sorted(_keys(s3, bucket, FLEX_PREFIX)):
+        try:
+            event = parse_event(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except InvalidEvent as error:
+            problems.extend(f"s3://{bucket}/{key} left out: {text}" for text in error.problems)
+            continue
+        if event.end > now:
+            events.append(event)
+    return events, problems
 
 
 def _keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:

@@ -208,6 +208,22 @@ def planning_inputs() -> dict[str, Any]:
     }
 
 
+def flex_event() -> dict[str, Any]:
+    """A turn-down for a feeder no home of this module is on, starting in an hour."""
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return {
+        "schema": "fractal.flex_event.v1",
+        "id": "permissions-event",
+        "issued": datetime.now(UTC).isoformat(),
+        "source": "SSEN",
+        "group": {"feeder": "nowhere"},
+        "direction": "down",
+        "power_w": 1000,
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+    }
+
+
 def test_a_planning_round_runs_on_the_schedule_and_worker_permissions(
     stack: Stack,
     shadow_service: LocalAggregator,
@@ -227,6 +243,12 @@ def test_a_planning_round_runs_on_the_schedule_and_worker_permissions(
         Bucket=stack.names["InputsBucket"],
         Key="inputs/tariff.json",
         Body=json.dumps(planning_inputs()).encode(),
+    )
+    # A live flexibility event: the worker reads flex-events/ and scans the fleet for its group.
+    boto3.client("s3").put_object(
+        Bucket=stack.names["InputsBucket"],
+        Key="flex-events/permissions.json",
+        Body=json.dumps(flex_event()).encode(),
     )
     with run_as(stack, "PlanScheduleFunction", monkeypatch):
         schedule_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
