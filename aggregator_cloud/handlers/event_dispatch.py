@@ -81,17 +81,19 @@ def dispatch_event_plans(
     live = [event for event in events if _in_horizon(event, grid)]
     turn_down = [event for event in live if event.direction is FlexDirection.DOWN]
     members = _members(node_ids, turn_down, fleet)
-    grouped = sorted({node for nodes in members.values() for node in nodes}, key=node_ids.index)
-    alone = [node for node in node_ids if node not in grouped]
+    in_groups = {node for nodes in members.values() for node in nodes}
+    grouped = [node for node in dict.fromkeys(node_ids) if node in in_groups]
+    alone = [node for node in node_ids if node not in in_groups]
     result = dispatch_plans(
         alone, fleet=fleet, inputs=inputs, shadows=shadows, now=now, planner=planner
     )
     answers = [_not_planned(event) for event in live if event.direction is FlexDirection.UP]
     done: list[NodeDispatch] = []
-    if grouped:
+    planned_events = [event for event in turn_down if members[event.id]]
+    try:
         group_done, group_answers = _dispatch_group(
             grouped,
-            [event for event in turn_down if members[event.id]],
+            planned_events,
             members,
             grid,
             fleet=fleet,
@@ -99,8 +101,13 @@ def dispatch_event_plans(
             shadows=shadows,
             planner=planner,
         )
-        done.extend(group_done)
-        answers.extend(group_answers)
+    except Exception as error:  # a store fault or a bug: the groups' nodes only
+        LOGGER.exception("event dispatch: the events' groups failed")
+        why = f"{type(error).__name__}: {error}"
+        group_done = [NodeDispatch(node, problems=(why,)) for node in grouped]
+        group_answers = [_answer(event, (), None, why) for event in planned_events]
+    done.extend(group_done)
+    answers.extend(group_answers)
     answers.extend(_answer(event, (), None) for event in turn_down if not members[event.id])
     order = {node: index for index, node in enumerate(node_ids)}
     nodes = sorted((*result.nodes, *done), key=lambda entry: order[entry.node])
@@ -144,6 +151,8 @@ def _dispatch_group(
     planner: Planner,
 ) -> tuple[list[NodeDispatch], list[EventDispatch]]:
     """Plan the events' members together; write their plans with source dso."""
+    if not grouped:
+        return [], []
     built = _group_scenario(grouped, members, grid, fleet, inputs)
     if isinstance(built, list):  # no member could be planned at all
         return built, [_answer(event, (), None) for event in events]
@@ -284,12 +293,15 @@ def _answer(
     event: FlexibilityEvent,
     homes: Sequence[Home],
     planned: tuple[Scenario, list[HomePlan], list[HomePlan]] | None,
+    failure: str | None = None,
 ) -> EventDispatch:
     """What the group's plans deliver against the request, slot by slot and over the window."""
     requested_kw = event.power_w / 1000
     tag = f"{TAG_PREFIX}{event.id}"
     group = [i for i, home in enumerate(homes) if tag in home.tags]
     base = EventDispatch(event=event.id, direction=str(event.direction), requested_kw=requested_kw)
+    if failure is not None:
+        return replace(base, status=f"not planned: {failure}")
     if planned is None or not group:
         return replace(base, status=NO_MEMBERS)
     scenario, baseline, plans = planned

@@ -309,3 +309,39 @@ def test_an_event_outside_the_horizon_changes_nothing(
     assert result.ok
     assert result.events == ()
     assert {desired(shadows, node).source for node in nodes} == {"aggregator"}
+
+
+class RefusingShadows:
+    """The real plan shadows, except that writes to one node fail (a throttled or lost call)."""
+
+    def __init__(self, shadows: IotDataPlanShadows, refused: str) -> None:
+        self.shadows, self.refused = shadows, refused
+
+    def desired_plan(self, node: str) -> Any:
+        return self.shadows.desired_plan(node)
+
+    def write_plan(self, node: str, payload: str) -> None:
+        if node == self.refused:
+            raise ConnectionError("the shadow service did not answer")
+        self.shadows.write_plan(node, payload)
+
+
+def test_a_failed_write_for_one_member_is_that_node_s_problem_only(
+    store: SqliteStore, shadows: IotDataPlanShadows
+) -> None:
+    tagged, nodes = fleet_of_three(store)
+    event = flex_event(power_w=1500)
+    result = dispatch_event_plans(
+        nodes,
+        events=[event],
+        fleet=RegistryFleet(store),
+        inputs=inputs(),
+        shadows=RefusingShadows(shadows, refused=tagged[1]),
+        now=NOW,
+    )
+
+    assert result.written == (tagged[0], nodes[2])
+    (failed,) = [entry for entry in result.nodes if not entry.written]
+    assert failed.problems == ("ConnectionError: the shadow service did not answer",)
+    assert desired(shadows, tagged[0]).event == event.id
+    assert shadows.desired_plan(tagged[1]) is None
