@@ -4,12 +4,14 @@ battery and grid meter are real pymodbus servers."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.fractal_node import executor_runtime
@@ -232,3 +234,34 @@ async def test_an_immersion_relay_is_switched_on_and_off(
 
     await override(hass, device_id=ha_device(hass, relay_id), mode="off", duration={"hours": 1})
     assert relay.raw("heater_on") == [0]
+
+
+async def test_the_override_select_holds_the_battery_and_gives_it_back_to_the_plan(
+    hass: HomeAssistant,
+    home: tuple[MockConfigEntry, EmulatedDevice, str],
+) -> None:
+    entry, battery, battery_id = home
+    title = entry.subentries[battery_id].title.replace(" ", "_")
+    select_id = f"select.{title}_override"
+    state = hass.states.get(select_id)
+    assert state is not None
+    assert state.state == "follow_plan"
+    assert state.attributes["options"] == ["follow_plan", "balance", "hold", "off"]
+
+    await hass.services.async_call(
+        "select", "select_option", {"entity_id": select_id, "option": "hold"}, blocking=True
+    )
+    assert battery_setpoint(battery) == (0, 3)  # written at once
+    assert hass.states.get(select_id).state == "hold"
+    assert mode_state(hass, entry, battery_id).attributes["source"] == "override"
+    until = dt_util.parse_datetime(hass.states.get(select_id).attributes["until"])
+    assert until is not None
+    assert timedelta(hours=1, minutes=59) < until - dt_util.utcnow() <= timedelta(hours=2)
+
+    await hass.services.async_call(
+        "select", "select_option", {"entity_id": select_id, "option": "follow_plan"}, blocking=True
+    )
+    assert hass.states.get(select_id).state == "follow_plan"
+    state = mode_state(hass, entry, battery_id)
+    assert (state.state, state.attributes["source"]) == ("balance", "default")
+    assert entry.runtime_data.executor.overrides == {}
