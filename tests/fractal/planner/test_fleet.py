@@ -1,4 +1,4 @@
-"""Fleet events: a tag group's net import held under a cap by price coordination."""
+"""Fleet events: a tag group's net import held under a cap or over a floor, by price."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from fractal.planner import Planner, parse_scenario
 from fractal.planner.fleet import event_slots, plan_fleet
+from fractal.planner.scenario import ScenarioError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.planner_check import replay
+from tests.support.planner_check import reference_cost, replay
 from tests.support.planner_scenarios import START, battery, home, scenario
 
 EVENING = {"start": "2026-11-22T04:00:00Z", "end": "2026-11-22T06:00:00Z"}
@@ -136,3 +137,83 @@ def test_coordination_never_breaks_a_home_and_never_claims_a_cap_it_misses(
         assert replay(parsed, scenario_home, plan).violations == []
         assert plan.status.kind == "optimal"
     assert sum(p.cost_p for p in plans) >= sum(p.cost_p for p in alone) - 1e-6
+
+
+def street_floor(floor_kw: float) -> dict[str, Any]:
+    """The elm street with a turn-up: the group's evening import held at or over a floor.
+
+    No cycle cost, so the cheapest way to import more is plain to see: each elm battery (empty,
+    1 kW charge) can add at most 1 kW to its home's 1.5 kW evening load.
+    """
+    document = street(cap_kw=0.0)
+    event = document["events"][0]
+    del event["import_max_kw"]
+    event |= {"id": "up", "import_min_kw": floor_kw}
+    for document_home in document["homes"][:3]:
+        document_home["battery"]["cycle_cost_p_per_kwh"] = 0.0
+    return document
+
+
+def test_a_reachable_floor_is_met_by_price_at_the_cost_of_the_imported_energy() -> None:
+    parsed = parse_scenario(street_floor(floor_kw=7.5))
+    window = event_slots(parsed, parsed.events[0])
+    alone = Planner().plan_scenario(parsed)
+    assert group_import(alone, range(3), window).tolist() == pytest.approx([4.5, 4.5])
+    plans, (outcome,) = plan_fleet(parsed)
+    assert outcome.met
+    assert outcome.floor
+    assert outcome.status.startswith("met after")
+    assert not outcome.swept
+    assert group_import(plans, range(3), window).min() >= 7.5 - 1e-3
+    assert min(outcome.signal_p_per_kwh) < 0  # import made cheaper, never dearer
+    assert max(outcome.signal_p_per_kwh) <= 0
+    for plan, scenario_home in zip(plans, parsed.homes, strict=True):
+        assert replay(parsed, scenario_home, plan).violations == []
+    # A 7.5 kW floor needs every elm battery charging at 1 kW through the evening: the least
+    # cost is each home's optimum with a 2.5 kW evening load and no battery (the independent
+    # reference), and that is what the coordinated plans cost; oak-1 is untouched.
+    for index in range(3):
+        forced = parsed.homes[index].model_copy(
+            update={"load_kw": [0.3] * 4 + [2.5, 2.5], "battery": None}
+        )
+        assert plans[index].cost_p == pytest.approx(reference_cost(parsed, forced), abs=1e-3)
+    assert plans[3].cost_p == pytest.approx(alone[3].cost_p)
+
+
+def test_a_partial_floor_is_met_by_price_alone() -> None:
+    # 6 kW needs 1.5 kW more; price moves whole batteries, so it may buy more than that (the
+    # sweep serves caps only), never less, and never more than every battery charging.
+    parsed = parse_scenario(street_floor(floor_kw=6.0))
+    window = event_slots(parsed, parsed.events[0])
+    alone = Planner().plan_scenario(parsed)
+    plans, (outcome,) = plan_fleet(parsed)
+    assert outcome.met
+    assert group_import(plans, range(3), window).min() >= 6.0 - 1e-3
+    assert group_import(plans, range(3), window).max() <= 7.5 + 1e-3
+    extra = sum(p.cost_p for p in plans) - sum(p.cost_p for p in alone)
+    assert 1.5 * 2 * 21.0 - 1e-3 <= extra <= 3.0 * 2 * 21.0 + 1e-3
+    for plan, scenario_home in zip(plans, parsed.homes, strict=True):
+        assert replay(parsed, scenario_home, plan).violations == []
+
+
+def test_an_impossible_floor_is_reported_not_met() -> None:
+    # At most 4.5 + 3 x 1 kW: a 9 kW floor stays 1.5 kW short, and says so.
+    parsed = parse_scenario(street_floor(floor_kw=9.0))
+    plans, (outcome,) = plan_fleet(parsed)
+    assert not outcome.met
+    assert outcome.max_excess_kw == pytest.approx(1.5, abs=1e-3)
+    assert outcome.status == "not met: the group stays 1.500 kW under its floor"
+    window = event_slots(parsed, parsed.events[0])
+    assert group_import(plans, range(3), window).tolist() == pytest.approx([7.5, 7.5], abs=1e-3)
+    for plan, scenario_home in zip(plans, parsed.homes, strict=True):
+        assert replay(parsed, scenario_home, plan).violations == []
+
+
+@pytest.mark.parametrize("limits", [{}, {"import_max_kw": 1.0, "import_min_kw": 2.0}])
+def test_an_event_sets_exactly_one_of_cap_and_floor(limits: dict[str, float]) -> None:
+    document = street(cap_kw=1.0)
+    event = document["events"][0]
+    del event["import_max_kw"]
+    event |= limits
+    with pytest.raises(ScenarioError, match="set exactly one of import_max_kw"):
+        parse_scenario(document)

@@ -1,14 +1,17 @@
 """Fleet flexibility by price coordination: never one giant LP.
 
-A DSO event caps the net import of a tag group (``tag=value``) over a window. Each round plans
-the group's homes separately with a per-slot price signal added to their grid prices, measures
-the group's planned net import, and raises the signal where the cap is exceeded (lowers it where
-there is room): dual ascent on the cap. LP responses are all-or-nothing at a price threshold,
-so this can oscillate when only part of one home's flexibility is needed; the best round is
-kept (every cap met at the lowest cost, else the smallest excess), and if a cap still does not
-hold, a primal sweep re-plans the group's homes one at a time, each with a soft cap on its own
-net import: the event's cap minus the others' plans. Each event's status says whether its cap
-is met.
+A DSO event caps (turn-down) or floors (turn-up) the net import of a tag group (``tag=value``)
+over a window. Each round plans the group's homes separately with a per-slot price signal added
+to their grid prices, measures the group's planned net import, and moves the signal where the
+limit is missed: up (dearer import) where a cap is exceeded, down below zero (cheaper import)
+where a floor is not reached, back towards zero where there is room: dual ascent on the limit.
+LP responses are all-or-nothing at a price threshold, so this can oscillate when only part of
+one home's flexibility is needed; the best round is kept (every limit met at the lowest cost,
+else the smallest miss), and if a cap still does not hold, a primal sweep re-plans the group's
+homes one at a time, each with a soft cap on its own net import: the event's cap minus the
+others' plans. `Planner.plan_home` takes a cap but no floor, so the sweep serves caps only: a
+floor (turn-up) is met by price alone, and when prices fall short its status says by how much.
+Each event's status says whether its limit is met.
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ class EventOutcome:
     met: bool
     homes: int
     rounds: int
-    max_excess_kw: float
+    max_excess_kw: float  # over a cap, or under a floor
     signal_p_per_kwh: list[float]  # the final price signal in the event's slots
     swept: bool = False  # the capped one-home-at-a-time pass was needed
+    floor: bool = False  # a turn-up: the group's import held at or over a floor
 
     @property
     def status(self) -> str:
@@ -44,6 +48,8 @@ class EventOutcome:
         if self.met:
             sweep = " and a capped sweep" if self.swept else ""
             return f"met after {self.rounds} price round(s){sweep}"
+        if self.floor:
+            return f"not met: the group stays {self.max_excess_kw:.3f} kW under its floor"
         return f"not met: the group stays {self.max_excess_kw:.3f} kW over its cap"
 
 
@@ -58,7 +64,7 @@ def event_slots(scenario: Scenario, event: FlexEvent) -> Vector:
 def plan_fleet(
     scenario: Scenario, planner: Planner | None = None, workers: int = 1
 ) -> tuple[list[HomePlan], list[EventOutcome]]:
-    """Plan every home, then coordinate each event's group by price until its cap holds."""
+    """Plan every home, then coordinate each event's group by price until its limit holds."""
     return _Coordination(scenario, planner or Planner(), workers).run()
 
 
@@ -73,6 +79,15 @@ class _Coordination:
         self.windows = [event_slots(scenario, event) for event in self.events]
         self.signals = [np.zeros(scenario.slots) for _ in self.events]
         self.affected = sorted({i for group in self.members for i in group})
+        # The sweep caps homes one at a time; it has nothing to offer a floor.
+        self.capped = sorted(
+            {
+                i
+                for group, e in zip(self.members, self.events, strict=True)
+                if not e.is_floor
+                for i in group
+            }
+        )
         self.swept = False
 
     def run(self) -> tuple[list[HomePlan], list[EventOutcome]]:
@@ -88,11 +103,14 @@ class _Coordination:
             if not over or not self.affected:
                 break
             for signal, excess, event in zip(self.signals, excesses, self.events, strict=True):
-                step = STEP_P_PER_KWH * excess / max(event.import_max_kw, 1.0)
-                signal[:] = np.maximum(signal + step, 0.0)
+                step = STEP_P_PER_KWH * excess / max(event.limit_kw, 1.0)
+                if event.is_floor:  # short of the floor: cheaper import, never dearer
+                    signal[:] = np.minimum(signal - step, 0.0)
+                else:
+                    signal[:] = np.maximum(signal + step, 0.0)
             plans = self.replan(plans)
         self.signals = best_signals
-        if best_score is not None and best_score[0]:
+        if best_score is not None and best_score[0] and self.capped:
             swept = self.sweep(best_plans)
             self.swept = self.score(swept)[0] < best_score
             if self.swept:
@@ -103,7 +121,7 @@ class _Coordination:
         return best_plans, outcomes
 
     def score(self, plans: list[HomePlan]) -> tuple[tuple[bool, float, float], bool]:
-        """(any cap exceeded, worst excess, total cost): lower is better."""
+        """(any limit missed, worst miss, total cost): lower is better."""
         worst = max(
             (float(self.excess(plans, i).max()) for i in range(len(self.events))), default=0.0
         )
@@ -118,10 +136,10 @@ class _Coordination:
         minus what the other homes of the group plan to import.
         """
         swept = list(plans)
-        for home_index in self.affected:
+        for home_index in self.capped:
             cap = np.full(self.scenario.slots, np.inf)
             for group, window, event in zip(self.members, self.windows, self.events, strict=True):
-                if home_index in group:
+                if home_index in group and event.import_max_kw is not None:
                     others = sum(swept[j].grid_kw for j in group if j != home_index)
                     share = np.where(window > 0, event.import_max_kw - others, np.inf)
                     cap = np.minimum(cap, share)
@@ -131,12 +149,14 @@ class _Coordination:
         return swept
 
     def excess(self, plans: list[HomePlan], index: int) -> Vector:
-        """The group's net import above the cap in the event's slots (negative: room left)."""
-        group, window = self.members[index], self.windows[index]
+        """How far the group's net import misses the limit in the event's slots: above a cap,
+        below a floor (negative: room left)."""
+        group, window, event = self.members[index], self.windows[index], self.events[index]
         if not group:
             return np.zeros_like(window)
         total = np.sum([plans[i].grid_kw for i in group], axis=0)
-        return np.where(window > 0, total - self.events[index].import_max_kw, 0.0)
+        miss = event.limit_kw - total if event.is_floor else total - event.limit_kw
+        return np.where(window > 0, miss, 0.0)
 
     def plan(self, indices: list[int] | None, adders: dict[int, Vector]) -> list[HomePlan]:
         return plan_homes(
@@ -174,4 +194,5 @@ class _Coordination:
             max_excess_kw=worst,
             signal_p_per_kwh=[round(float(v), 4) for v, w in zip(signal, window, strict=True) if w],
             swept=self.swept,
+            floor=self.events[index].is_floor,
         )

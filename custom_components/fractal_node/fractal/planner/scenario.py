@@ -194,20 +194,38 @@ class Objective(_Strict):
 
 
 class FlexEvent(_Strict):
-    """A DSO request: keep the import of a tag group at or under ``import_max_kw``."""
+    """A DSO request on a tag group's net import over a window: a turn-down keeps it at or
+    under ``import_max_kw`` (a cap), a turn-up at or over ``import_min_kw`` (a floor)."""
 
     id: Annotated[str, Field(min_length=1)]
     tag: Annotated[str, Field(min_length=1)]
     value: Annotated[str, Field(min_length=1)]
     start: AwareDatetime
     end: AwareDatetime
-    import_max_kw: Power
+    import_max_kw: Power | None = None
+    import_min_kw: Power | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
         if self.end <= self.start:
             raise ValueError("end must be after start")
+        if (self.import_max_kw is None) == (self.import_min_kw is None):
+            raise ValueError(
+                "set exactly one of import_max_kw (a cap: turn down) "
+                "and import_min_kw (a floor: turn up)"
+            )
         return self
+
+    @property
+    def is_floor(self) -> bool:
+        return self.import_min_kw is not None
+
+    @property
+    def limit_kw(self) -> float:
+        """The cap or the floor, whichever the event sets."""
+        limit = self.import_min_kw if self.import_min_kw is not None else self.import_max_kw
+        assert limit is not None  # the validator sets exactly one
+        return limit
 
 
 class Scenario(_Strict):
