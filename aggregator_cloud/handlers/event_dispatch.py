@@ -10,15 +10,16 @@ flexibility events (`fractal.flex_event.v1`) that reach into the planning horizo
   planned alone, as `dispatch_plans` does.
 * A turn-down of X kW is measured against the group's own plans without the event (the
   baseline, planned the same way just before): in each of the event's slots the group's net
-  import is capped at baseline - X. `plan_fleet` takes one cap per event, so each slot becomes
+  import is capped at baseline - X. `plan_fleet` takes one limit per event, so each slot becomes
   an event of its own. The planner caps import at zero at the lowest (its caps are powers, not
   exports), so a request beyond the group's baseline import is capped at zero import.
+* A turn-up of X kW (more import or less export) is the same with a floor: in each slot the
+  group's net import is held at or over baseline + X, by price alone (the planner's capped
+  sweep serves caps only), and the answer says how much of it the plans deliver.
 * The answer (`EventDispatch`, in `DispatchResult.events`) says, per event, the requested kW,
   the kW the group's plans deliver in each slot, the kW deliverable over the whole window (the
   smallest slot's, capped at the request), the energy, and which nodes take part: when the
   group cannot deliver it all, it says exactly how much it can.
-* A turn-up (more import) is not planned: the planner's fleet coordination caps import and has
-  no floor yet. The event's answer says so and its nodes are planned as usual.
 
 Only the nodes the call is given take part: callers pass every node of a group together
 (`with_event_groups` widens a call to whole groups; the local scheduler plans the whole fleet
@@ -79,17 +80,16 @@ def dispatch_event_plans(
     grid = PlanGrid.of(inputs, now)
     planner = planner or Planner(time_limit_s=PLAN_TIME_LIMIT_S)
     live = [event for event in events if _in_horizon(event, grid)]
-    turn_down = [event for event in live if event.direction is FlexDirection.DOWN]
-    members = _members(node_ids, turn_down, fleet)
+    members = _members(node_ids, live, fleet)
     in_groups = {node for nodes in members.values() for node in nodes}
     grouped = [node for node in dict.fromkeys(node_ids) if node in in_groups]
     alone = [node for node in node_ids if node not in in_groups]
     result = dispatch_plans(
         alone, fleet=fleet, inputs=inputs, shadows=shadows, now=now, planner=planner
     )
-    answers = [_not_planned(event) for event in live if event.direction is FlexDirection.UP]
+    answers: list[EventDispatch] = []
     done: list[NodeDispatch] = []
-    planned_events = [event for event in turn_down if members[event.id]]
+    planned_events = [event for event in live if members[event.id]]
     try:
         group_done, group_answers = _dispatch_group(
             grouped,
@@ -108,7 +108,7 @@ def dispatch_event_plans(
         group_answers = [_answer(event, (), None, why) for event in planned_events]
     done.extend(group_done)
     answers.extend(group_answers)
-    answers.extend(_answer(event, (), None) for event in turn_down if not members[event.id])
+    answers.extend(_answer(event, (), None) for event in live if not members[event.id])
     order = {node: index for index, node in enumerate(node_ids)}
     nodes = sorted((*result.nodes, *done), key=lambda entry: order[entry.node])
     return DispatchResult(tuple(nodes), result.problems, tuple(answers))
@@ -158,7 +158,7 @@ def _dispatch_group(
         return built, [_answer(event, (), None) for event in events]
     scenario, device_ids, notes, failed = built
     baseline, _ = plan_fleet(scenario, planner)
-    flex_events = [capped for event in events for capped in _slot_caps(scenario, event, baseline)]
+    flex_events = [limit for event in events for limit in _slot_limits(scenario, event, baseline)]
     plans, _ = plan_fleet(scenario.model_copy(update={"events": flex_events}), planner)
     done = list(failed)
     for index, home in enumerate(scenario.homes):
@@ -225,29 +225,34 @@ def _trim(home: Home, slots: int) -> Home:
     return home.model_copy(update=update)
 
 
-def _slot_caps(
+def _slot_limits(
     scenario: Scenario, event: FlexibilityEvent, baseline: list[HomePlan]
 ) -> list[FlexEvent]:
-    """The event as one planner event per slot it covers: the group's import capped at its
-    baseline import less the request (at zero at the lowest)."""
+    """The event as one planner event per slot it covers: a turn-down caps the group's import
+    at its baseline import less the request (at zero at the lowest), a turn-up floors it at its
+    baseline import plus the request."""
     tag = f"{TAG_PREFIX}{event.id}"
     group = [i for i, home in enumerate(scenario.homes) if tag in home.tags]
     requested_kw = event.power_w / 1000
     total = np.sum([baseline[i].grid_kw for i in group], axis=0)
-    caps = []
+    limits = []
     for slot in np.flatnonzero(event_slots(scenario, _window(event))):
         start = scenario.slot_start(int(slot))
-        caps.append(
+        if event.direction is FlexDirection.UP:
+            limit = {"import_min_kw": max(0.0, float(total[slot]) + requested_kw)}
+        else:
+            limit = {"import_max_kw": max(0.0, float(total[slot]) - requested_kw)}
+        limits.append(
             FlexEvent(
                 id=f"{event.id}@{int(slot)}",
                 tag=tag,
                 value="member",
                 start=start,
                 end=start + timedelta(seconds=scenario.step_seconds),
-                import_max_kw=max(0.0, float(total[slot]) - requested_kw),
+                **limit,
             )
         )
-    return caps
+    return limits
 
 
 def _window(event: FlexibilityEvent) -> FlexEvent:
@@ -308,7 +313,7 @@ def _answer(
     window = event_slots(scenario, _window(event)) > 0
     before = np.sum([baseline[i].grid_kw for i in group], axis=0)[window]
     after = np.sum([plans[i].grid_kw for i in group], axis=0)[window]
-    delivered = before - after
+    delivered = after - before if event.direction is FlexDirection.UP else before - after
     firm = float(min(np.min(delivered), requested_kw)) if delivered.size else 0.0
     energy = float(np.sum(np.minimum(delivered, requested_kw))) * scenario.step_seconds / 3600
     met = bool(delivered.size) and firm >= requested_kw - 1e-3
@@ -327,15 +332,6 @@ def _answer(
     )
 
 
-def _not_planned(event: FlexibilityEvent) -> EventDispatch:
-    return EventDispatch(
-        event=event.id,
-        direction=str(event.direction),
-        requested_kw=event.power_w / 1000,
-        status="not planned: a turn-up (more import) is not supported by the fleet planner yet",
-    )
-
-
 def _rounded(values: Any) -> tuple[float, ...]:
     return tuple(round(float(value), 3) for value in values)
 
@@ -346,11 +342,10 @@ def with_event_groups(
     fleet: PlanningFleet,
     now: datetime,
 ) -> list[str]:
-    """`node_ids` and, for each turn-down event under way or ahead that holds one of them,
+    """`node_ids` and, for each event under way or ahead that holds one of them,
     every other plannable node of its group: a group is always planned together (a node
     re-planned alone for a deviation would otherwise drop its share of the event)."""
-    live = [e for e in events if e.direction is FlexDirection.DOWN and e.status not in ENDED]
-    live = [e for e in live if e.end > now]
+    live = [e for e in events if e.status not in ENDED and e.end > now]
     if not live:
         return list(node_ids)
     everyone = list(fleet.plannable_nodes())

@@ -1,6 +1,7 @@
 """dispatch_event_plans against a real SQLite registry and the real shadow service: the nodes of
 a DSO event's group planned together (plans with source dso), the turn-down checked against
-plan_fleet run independently on the same homes, an impossible request answered honestly."""
+plan_fleet run independently on the same homes, a turn-up planned with a floor, an impossible
+request answered honestly."""
 
 from __future__ import annotations
 
@@ -269,11 +270,40 @@ def test_an_impossible_request_is_answered_with_what_the_group_can_deliver(
     assert [desired(shadows, node).source for node in nodes] == ["dso", "dso", "aggregator"]
 
 
-def test_a_turn_up_is_answered_as_not_planned_and_its_nodes_planned_as_usual(
+def test_a_turn_up_is_planned_with_source_dso_and_delivers_more_import(
+    store: SqliteStore, shadows: IotDataPlanShadows
+) -> None:
+    tagged, nodes = fleet_of_three(store)
+    fleet = RegistryFleet(store)
+    alone = dispatch_plans(nodes, fleet=fleet, inputs=inputs(), shadows=shadows, now=NOW)
+    assert alone.ok, alone
+    before = window_import_kw([desired(shadows, node) for node in tagged])
+    event = flex_event(power_w=1000, direction="up")
+    result = dispatch_event_plans(
+        nodes, events=[event], fleet=fleet, inputs=inputs(), shadows=shadows, now=NOW
+    )
+
+    assert result.ok, result
+    plans = [desired(shadows, node) for node in tagged]
+    assert [(plan.source, plan.event) for plan in plans] == [("dso", event.id)] * 2
+    after = window_import_kw(plans)
+    assert np.all(after - before >= 1.0 - 1e-3)  # every slot: the group imports 1 kW more
+    (answer,) = result.events
+    assert (answer.direction, answer.nodes, answer.met) == ("up", tuple(tagged), True)
+    assert answer.status == "met"
+    assert len(answer.delivered_kw) == 4
+    assert min(answer.delivered_kw) >= 1.0 - 1e-3
+    assert answer.delivered_kw == pytest.approx(tuple(after - before), abs=2e-3)
+    assert answer.deliverable_kw == 1.0
+    assert answer.delivered_kwh == pytest.approx(1.0 * 2)
+    assert desired(shadows, nodes[2]).source == "aggregator"
+
+
+def test_a_turn_up_beyond_the_batteries_says_how_much_the_group_can_take(
     store: SqliteStore, shadows: IotDataPlanShadows
 ) -> None:
     _tagged, nodes = fleet_of_three(store)
-    event = flex_event(power_w=1000, direction="up")
+    event = flex_event(power_w=10_000, direction="up")  # each battery charges 1 kW at most
     result = dispatch_event_plans(
         nodes,
         events=[event],
@@ -283,11 +313,12 @@ def test_a_turn_up_is_answered_as_not_planned_and_its_nodes_planned_as_usual(
         now=NOW,
     )
 
-    assert result.ok
     (answer,) = result.events
-    assert (answer.met, answer.deliverable_kw, answer.nodes) == (False, 0.0, ())
-    assert answer.status.startswith("not planned: a turn-up")
-    assert {desired(shadows, node).source for node in nodes} == {"aggregator"}
+    assert not answer.met
+    assert answer.deliverable_kw == pytest.approx(2.0, abs=1e-3)
+    assert answer.status == "can deliver 2.000 of 10.000 kW"
+    assert answer.delivered_kw == pytest.approx((2.0,) * 4, abs=1e-3)
+    assert [desired(shadows, node).source for node in nodes] == ["dso", "dso", "aggregator"]
 
 
 def test_an_event_outside_the_horizon_changes_nothing(
