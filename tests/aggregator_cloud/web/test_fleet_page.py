@@ -154,6 +154,18 @@ async def test_the_node_page_shows_plan_latest_values_and_the_last_hour(
     assert "77 W" not in page  # two hours old
 
 
+async def test_the_node_page_lists_devices_that_name_no_role_or_model(
+    store: SqliteStore, client: TestClient[Any, Any]
+) -> None:
+    # A descriptor's role, manufacturer and model are optional (the demo's homes send none).
+    message = documents_message(reported={"node": descriptor("n4", "Flat", capacity_wh=5200)})
+    feed(handle_shadow_documents, store, "n4", message)
+
+    page = await text(client, "/nodes/n4")
+
+    assert "<td>battery</td><td>battery</td><td></td>" in page
+
+
 async def test_an_unknown_node_is_404(client: TestClient[Any, Any]) -> None:
     page = await text(client, "/nodes/nobody", status=404)
     api = json.loads(await text(client, "/api/nodes/nobody/telemetry", status=404))
