@@ -164,6 +164,7 @@ async def test_the_node_page_lists_devices_that_name_no_role_or_model(
     page = await text(client, "/nodes/n4")
 
     assert "<td>battery</td><td>battery</td><td></td>" in page
+    assert "/nodes/n4/hydro" not in page  # the compliance view is for hydro nodes only
 
 
 async def test_an_unknown_node_is_404(client: TestClient[Any, Any]) -> None:
