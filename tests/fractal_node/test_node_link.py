@@ -283,18 +283,20 @@ def _wait_for(condition: Any, what: str, limit: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-async def test_a_charge_window_reaches_the_battery_within_its_envelope(
+async def linked_battery_home(
     hass: HomeAssistant,
     aggregator: LocalAggregator,
-    config_dir: Path,
     modbus_server: StartEmulator,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+    node_id: str,
+) -> tuple[MockConfigEntry, EmulatedDevice, str]:
+    """A linked node with a grid meter importing 500 W and a battery at 57.5 %, its executor
+    and telemetry ticking every 0.2 s: (entry, the emulated battery, the battery's device id)."""
     monkeypatch.setattr(executor_runtime, "TICK_INTERVAL", timedelta(seconds=0.2))
     monkeypatch.setattr(node_link, "TELEMETRY_INTERVAL", timedelta(seconds=0.2))
     battery = emulated("generic_battery", power=0, soc=57.5)
     server = await modbus_server({1: emulated("eastron_sdm230", power=500.0), 3: battery})
-    node = await hass.async_add_executor_job(aggregator.enroll, "hearth-3")
+    node = await hass.async_add_executor_job(aggregator.enroll, node_id)
     entry = linked_entry(
         aggregator,
         node,
@@ -310,6 +312,19 @@ async def test_a_charge_window_reaches_the_battery_within_its_envelope(
         device_id
         for device_id, node_device in entry.runtime_data.devices.items()
         if node_device.role == "battery"
+    )
+    return entry, battery, battery_id
+
+
+async def test_a_charge_window_reaches_the_battery_within_its_envelope(
+    hass: HomeAssistant,
+    aggregator: LocalAggregator,
+    config_dir: Path,
+    modbus_server: StartEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    entry, battery, battery_id = await linked_battery_home(
+        hass, aggregator, modbus_server, monkeypatch, "hearth-3"
     )
     node_device = entry.runtime_data.devices[battery_id]
     descriptor = entry.runtime_data.runtime.descriptor()
@@ -438,26 +453,8 @@ async def test_a_node_off_its_plan_reports_the_deviation_in_its_snapshot(
     modbus_server: StartEmulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(executor_runtime, "TICK_INTERVAL", timedelta(seconds=0.2))
-    monkeypatch.setattr(node_link, "TELEMETRY_INTERVAL", timedelta(seconds=0.2))
-    battery = emulated("generic_battery", power=0, soc=57.5)
-    server = await modbus_server({1: emulated("eastron_sdm230", power=500.0), 3: battery})
-    node = await hass.async_add_executor_job(aggregator.enroll, "hearth-5")
-    entry = linked_entry(
-        aggregator,
-        node,
-        [
-            device(server.port, 1, "eastron_sdm230", "grid_meter"),
-            device(server.port, 3, "generic_battery", "battery", limits=BATTERY_LIMITS),
-        ],
-    )
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    (battery_id,) = (
-        device_id
-        for device_id, node_device in entry.runtime_data.devices.items()
-        if node_device.role == "battery"
+    entry, _battery, battery_id = await linked_battery_home(
+        hass, aggregator, modbus_server, monkeypatch, "hearth-5"
     )
     await until(lambda: sensor(hass, "hearth-5", "link_status") == "connected")
     plan = plan_doc(
